@@ -1,0 +1,29 @@
+"""Shared fixtures: an isolated cache directory and the tiny backbone built once per session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Every test session builds into its own cache: tests never touch the user's cache."""
+    path = tmp_path_factory.mktemp("grasp-cache")
+    old = os.environ.get("GRASP_CACHE_DIR")
+    os.environ["GRASP_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("GRASP_CACHE_DIR", None)
+    else:
+        os.environ["GRASP_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(isolated_cache):
+    """Path of the tiny preset's backbone, built (seconds) on first use."""
+    from grasp_env.backbone import ensure_tiny_backbone
+    from grasp_env.presets import get_preset
+
+    return ensure_tiny_backbone(get_preset("tiny").tiny_backbone, progress=False, log=lambda _: None)
