@@ -40,7 +40,12 @@ __all__ = [
 BUILD_VERSION = "1"
 """Bump when the build procedure changes in a way the config does not capture."""
 
-SPECIAL_TOKENS = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+SPECIAL_TOKENS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "pad_token": "<pad>",
+    "unk_token": "<unk>",
+}
 
 
 class BackboneError(ValueError):
@@ -109,7 +114,7 @@ class TinyBackboneConfig:
 
 
 def cache_root() -> Path:
-    """Where built backbones and adapters are cached: $GRASP_CACHE_DIR or ~/.cache/grasp_lora_gym."""
+    """Cache of built backbones and adapters: $GRASP_CACHE_DIR or ~/.cache/grasp_lora_gym."""
     return Path(os.environ.get("GRASP_CACHE_DIR", Path.home() / ".cache" / "grasp_lora_gym"))
 
 
@@ -234,8 +239,10 @@ def pretrain(model: Any, rows: Any, cfg: TinyBackboneConfig, progress: bool = Tr
     return losses
 
 
-def build_tiny_backbone(cfg: TinyBackboneConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
-    """Build the tokenizer and model from scratch, pretrain, save to `out_dir`; return build info."""
+def build_tiny_backbone(
+    cfg: TinyBackboneConfig, out_dir: Path, progress: bool = True
+) -> dict[str, Any]:
+    """Build tokenizer and model from scratch, pretrain, save to `out_dir`; return build info."""
     import random
 
     import torch
@@ -297,9 +304,7 @@ def build_tiny_backbone(cfg: TinyBackboneConfig, out_dir: Path, progress: bool =
     return info
 
 
-def ensure_tiny_backbone(
-    cfg: TinyBackboneConfig, progress: bool = True, log: Any = print
-) -> Path:
+def ensure_tiny_backbone(cfg: TinyBackboneConfig, progress: bool = True, log: Any = print) -> Path:
     """Path of a verified cache entry for `cfg`, building (or rebuilding) it if needed.
 
     The build goes to a temporary directory beside the entry and is renamed into place only when
@@ -368,7 +373,9 @@ def load_backbone(
     if not isinstance(torch_dtype, torch.dtype):
         raise BackboneError(f"dtype={dtype!r} is not a torch dtype; fix: use float32 or bfloat16")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(name_or_path), trust_remote_code=trust_remote_code
+        )
         model = AutoModelForCausalLM.from_pretrained(
             str(name_or_path),
             use_safetensors=True,

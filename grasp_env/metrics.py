@@ -204,8 +204,10 @@ def qa_metrics(
     if len(predictions) != len(answers):
         raise ValueError(f"{len(predictions)} predictions for {len(answers)} gold answer lists")
     out: dict[str, Any] = {
-        "em": 100 * _mean([exact_match(p, a, lang) for p, a in zip(predictions, answers, strict=True)]),
-        "f1": 100 * _mean([token_f1(p, a, lang) for p, a in zip(predictions, answers, strict=True)]),
+        "em": 100
+        * _mean([exact_match(p, a, lang) for p, a in zip(predictions, answers, strict=True)]),
+        "f1": 100
+        * _mean([token_f1(p, a, lang) for p, a in zip(predictions, answers, strict=True)]),
     }
     if bertscore_model:
         out["bertscore_f1"] = bertscore_f1(predictions, [a[0] for a in answers], bertscore_model)
@@ -222,7 +224,8 @@ def summary_metrics(
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
     out: dict[str, Any] = {
-        "rouge_l": 100 * _mean([rouge_l(p, r) for p, r in zip(predictions, references, strict=True)]),
+        "rouge_l": 100
+        * _mean([rouge_l(p, r) for p, r in zip(predictions, references, strict=True)]),
         "bleu4": bleu4(predictions, references, lang),
         "chrf": chrf(predictions, references),
     }

@@ -40,9 +40,7 @@ class Preset:
     """How the embedded benchmark is generated (when a data source is 'embedded')."""
     max_length: int = 192
     """Longest tokenised row; the context or article is cut first."""
-    max_new_tokens: dict[str, int] = field(
-        default_factory=lambda: {"qa": 24, "summarization": 64}
-    )
+    max_new_tokens: dict[str, int] = field(default_factory=lambda: {"qa": 24, "summarization": 64})
     """Greedy-decoding budget per task at test time."""
 
 

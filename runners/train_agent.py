@@ -50,17 +50,23 @@ def show_language(args: Args, lang: str, tokenizer, preset) -> None:
     source = preset.data_source[args.task]
     if lang == args.source:
         n_train, n_dev = preset.source_sizes[args.task]
-        splits = load_source_splits(source, args.task, lang, args.seed, n_train, n_dev, preset.embedded)
+        splits = load_source_splits(
+            source, args.task, lang, args.seed, n_train, n_dev, preset.embedded
+        )
     else:
-        splits = load_target_splits(source, args.task, lang, args.seed, preset.sizes, preset.embedded)
+        splits = load_target_splits(
+            source, args.task, lang, args.seed, preset.sizes, preset.embedded
+        )
     print(f"\n=== {args.task} / {lang}: {splits.sizes()}")
     for row in splits.train[: args.samples]:
         head, long, tail = prompt_pieces(row, args.task, lang)
         enc = tokenize_row(tokenizer, row, args.task, lang, preset.max_length)
         print(json.dumps(row, ensure_ascii=False))
         print(f"  prompt: {(head + long + tail)!r}")
-        print(f"  target: {target_text(row, args.task, lang)!r}  "
-              f"({len(enc['input_ids'])} tokens, {enc['prompt_length']} in the prompt)")
+        print(
+            f"  target: {target_text(row, args.task, lang)!r}  "
+            f"({len(enc['input_ids'])} tokens, {enc['prompt_length']} in the prompt)"
+        )
 
 
 def main(args: Args) -> int:
@@ -72,8 +78,10 @@ def main(args: Args) -> int:
     info = Path(where) / "build_info.json"
     if info.is_file():
         build = json.loads(info.read_text())
-        print(f"  {build['parameters']:,} parameters, held-out LM loss "
-              f"{build['heldout_loss_final']:.3f}, cold build {build['build_seconds']:.0f} s")
+        print(
+            f"  {build['parameters']:,} parameters, held-out LM loss "
+            f"{build['heldout_loss_final']:.3f}, cold build {build['build_seconds']:.0f} s"
+        )
     for lang in dict.fromkeys([args.source, args.target, "en", "ar", "zh"]):
         show_language(args, lang, tokenizer, preset)
     print("\nThe controller run and final run are not built yet (issues 4 and 5).")

@@ -26,4 +26,6 @@ def tiny_backbone_dir(isolated_cache):
     from grasp_env.backbone import ensure_tiny_backbone
     from grasp_env.presets import get_preset
 
-    return ensure_tiny_backbone(get_preset("tiny").tiny_backbone, progress=False, log=lambda _: None)
+    return ensure_tiny_backbone(
+        get_preset("tiny").tiny_backbone, progress=False, log=lambda _: None
+    )

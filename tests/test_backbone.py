@@ -16,7 +16,9 @@ def test_tiny_backbone_builds_loads_and_generates(tiny_backbone_dir):
     import torch
 
     info = json.loads((tiny_backbone_dir / "build_info.json").read_text())
-    assert info["heldout_loss_final"] < info["heldout_loss_initial"]  # pretraining learned something
+    assert (
+        info["heldout_loss_final"] < info["heldout_loss_initial"]
+    )  # pretraining learned something
     assert list(tiny_backbone_dir.glob("*.safetensors"))
     assert verify_manifest(tiny_backbone_dir) is None
     model, tok = load_backbone(tiny_backbone_dir)
@@ -45,7 +47,9 @@ def test_corrupted_cache_entry_is_reported_and_rebuilt(tiny_backbone_dir):
     weights.write_bytes(original[:-10] + b"0123456789")
     assert "does not match" in verify_manifest(tiny_backbone_dir)
     messages = []
-    path = ensure_tiny_backbone(get_preset("tiny").tiny_backbone, progress=False, log=messages.append)
+    path = ensure_tiny_backbone(
+        get_preset("tiny").tiny_backbone, progress=False, log=messages.append
+    )
     assert "corrupted" in messages[0] and "rebuilding" in messages[0]
     assert verify_manifest(path) is None
     # the rebuild is deterministic: same bytes as before the corruption
@@ -69,8 +73,14 @@ def test_any_causal_lm_of_llama_architecture_loads_from_a_directory(tmp_path, ti
     """The `paper` preset's path: a Llama model saved by someone else loads the same way."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, num_key_value_heads=1)
+    cfg = LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
     LlamaForCausalLM(cfg).save_pretrained(tmp_path, safe_serialization=True)
     AutoTokenizer.from_pretrained(tiny_backbone_dir).save_pretrained(tmp_path)
     model, tok = load_backbone(tmp_path)

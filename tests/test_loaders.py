@@ -18,12 +18,14 @@ def _qa_rows(n):
     rows = []
     for i in range(n):
         ctx = f"Fact number {i} says the value is V{i}."
-        rows.append({
-            "id": f"r{i}",
-            "context": ctx,
-            "question": f"What is fact {i}?",
-            "answers": {"text": [f"V{i}"], "answer_start": [ctx.index(f"V{i}")]},
-        })
+        rows.append(
+            {
+                "id": f"r{i}",
+                "context": ctx,
+                "question": f"What is fact {i}?",
+                "answers": {"text": [f"V{i}"], "answer_start": [ctx.index(f"V{i}")]},
+            }
+        )
     return rows
 
 
@@ -48,7 +50,9 @@ def test_local_files_round_trip_and_split(tmp_path, kind):
     sizes = SplitSizes(train=10, dev=5, micro_dev=4, test=8)
     splits = load_target_splits(str(path), "qa", "en", seed=7, sizes=sizes)
     assert splits.sizes() == {"train": 10, "dev": 5, "micro_dev": 4, "test": 8}
-    ids = [r["id"] for part in (splits.train, splits.dev, splits.micro_dev, splits.test) for r in part]
+    ids = [
+        r["id"] for part in (splits.train, splits.dev, splits.micro_dev, splits.test) for r in part
+    ]
     assert len(set(ids)) == 27
     again = load_target_splits(str(path), "qa", "en", seed=7, sizes=sizes)
     other = load_target_splits(str(path), "qa", "en", seed=8, sizes=sizes)
@@ -72,9 +76,15 @@ def test_source_splits_from_file(tmp_path):
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({k: v for k, v in QA_ROW.items() if k != "question"}, r"row 0 \(id='q1'\): missing field 'question'"),
+        (
+            {k: v for k, v in QA_ROW.items() if k != "question"},
+            r"row 0 \(id='q1'\): missing field 'question'",
+        ),
         ({**QA_ROW, "context": 3}, r"field 'context' must be str, got int"),
-        ({**QA_ROW, "answers": {"text": ["Caire"], "answer_start": [0]}}, r"'Caire' is not at answer_start=0.*occurs at 3"),
+        (
+            {**QA_ROW, "answers": {"text": ["Caire"], "answer_start": [0]}},
+            r"'Caire' is not at answer_start=0.*occurs at 3",
+        ),
         ({**QA_ROW, "answers": {"text": ["Paris"], "answer_start": [0]}}, r"not in the context"),
         ({**QA_ROW, "answers": {"text": ["Le Caire"], "answer_start": ["0"]}}, r"must be an int"),
         ({**QA_ROW, "answers": {"text": [], "answer_start": []}}, r"at least one answer"),
@@ -126,7 +136,10 @@ def test_hub_loaders_call_datasets_with_the_reference_names(monkeypatch, tmp_pat
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     assert len(load_rows("mlqa", "qa", "zh")) == 10  # test + validation pooled
-    assert calls == [("facebook/mlqa", "mlqa.zh.zh", "test"), ("facebook/mlqa", "mlqa.zh.zh", "validation")]
+    assert calls == [
+        ("facebook/mlqa", "mlqa.zh.zh", "test"),
+        ("facebook/mlqa", "mlqa.zh.zh", "validation"),
+    ]
     calls.clear()
     assert len(load_rows("csebuetnlp/xlsum", "summarization", "ar")) == 3
     assert calls == [("csebuetnlp/xlsum", "arabic", "train")]

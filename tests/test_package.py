@@ -18,7 +18,12 @@ def test_presets_are_complete():
     assert set(PRESETS) == {"tiny", "default", "paper"}
     paper = get_preset("paper")
     assert paper.data_source == {"qa": "mlqa", "summarization": "xlsum"}
-    assert (paper.sizes.train, paper.sizes.dev, paper.sizes.micro_dev, paper.sizes.test) == (50, 50, 16, 100)
+    assert (paper.sizes.train, paper.sizes.dev, paper.sizes.micro_dev, paper.sizes.test) == (
+        50,
+        50,
+        16,
+        100,
+    )
     assert get_preset("default").sizes.test >= 300
 
 

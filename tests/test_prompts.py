@@ -14,9 +14,14 @@ def tokenizer(tiny_backbone_dir):
 
 @pytest.mark.parametrize(
     ("task", "lang", "cue"),
-    [("qa", "en", "Answer:"), ("qa", "ar", "الإجابة:"), ("qa", "zh", "答案："),
-     ("summarization", "en", "Summary:"), ("summarization", "ar", "الملخص:"),
-     ("summarization", "zh", "摘要：")],
+    [
+        ("qa", "en", "Answer:"),
+        ("qa", "ar", "الإجابة:"),
+        ("qa", "zh", "答案："),
+        ("summarization", "en", "Summary:"),
+        ("summarization", "ar", "الملخص:"),
+        ("summarization", "zh", "摘要："),
+    ],
 )
 def test_prompts_are_native_and_end_with_the_cue(task, lang, cue):
     row = embedded_target_splits(task, lang, 0).train[0]
@@ -49,8 +54,15 @@ def test_truncation_cuts_the_context_and_keeps_cue_and_target(tokenizer):
     assert len(short["input_ids"]) == len(full["input_ids"]) - 20
     n_full, n_short = full["prompt_length"], short["prompt_length"]
     assert short["input_ids"][n_short:] == full["input_ids"][n_full:]  # target intact
-    cue_len = len(tokenizer("\nQuestion: " + row["question"] + "\nAnswer:", add_special_tokens=False)["input_ids"])
-    assert short["input_ids"][n_short - cue_len : n_short] == full["input_ids"][n_full - cue_len : n_full]
+    cue_len = len(
+        tokenizer("\nQuestion: " + row["question"] + "\nAnswer:", add_special_tokens=False)[
+            "input_ids"
+        ]
+    )
+    assert (
+        short["input_ids"][n_short - cue_len : n_short]
+        == full["input_ids"][n_full - cue_len : n_full]
+    )
     with pytest.raises(DataError, match="raise max_length"):
         tokenize_row(tokenizer, row, "qa", "en", max_length=8)
 

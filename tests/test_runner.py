@@ -10,13 +10,25 @@ def _run(*args, cache):
     env = {**os.environ, "GRASP_CACHE_DIR": str(cache)}
     return subprocess.run(
         [sys.executable, str(ROOT / "runners" / "train_agent.py"), *args],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
 
 
 def test_main_job_runs_on_the_tiny_preset(isolated_cache, tiny_backbone_dir):
-    out = _run("--preset", "tiny", "--task", "summarization", "--target", "zh", "--samples", "1",
-               cache=isolated_cache)
+    out = _run(
+        "--preset",
+        "tiny",
+        "--task",
+        "summarization",
+        "--target",
+        "zh",
+        "--samples",
+        "1",
+        cache=isolated_cache,
+    )
     assert out.returncode == 0, out.stderr
     assert "backbone ready" in out.stdout
     for lang in ("en", "ar", "zh"):

@@ -120,7 +120,12 @@ def _encode(tokenizer: Any, text: str) -> list[int]:
 
 
 def tokenize_row(
-    tokenizer: Any, row: dict[str, Any], task: str, lang: str, max_length: int, with_target: bool = True
+    tokenizer: Any,
+    row: dict[str, Any],
+    task: str,
+    lang: str,
+    max_length: int,
+    with_target: bool = True,
 ) -> dict[str, Any]:
     """Token ids of prompt (+ target + EOS) with labels that score only target and EOS.
 
@@ -137,8 +142,16 @@ def tokenize_row(
     """
     head_text, long_text, tail_text = prompt_pieces(row, task, lang)
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    head, long, tail = _encode(tokenizer, head_text), _encode(tokenizer, long_text), _encode(tokenizer, tail_text)
-    target = _encode(tokenizer, target_text(row, task, lang)) + [tokenizer.eos_token_id] if with_target else []
+    head, long, tail = (
+        _encode(tokenizer, head_text),
+        _encode(tokenizer, long_text),
+        _encode(tokenizer, tail_text),
+    )
+    target = (
+        _encode(tokenizer, target_text(row, task, lang)) + [tokenizer.eos_token_id]
+        if with_target
+        else []
+    )
     fixed = len(bos) + len(head) + len(tail)
     if fixed + len(target) > max_length:
         # Even without the long field the row does not fit: keep the cue, cut the target's end
