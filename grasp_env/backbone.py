@@ -73,7 +73,7 @@ class TinyBackboneConfig:
     adapters see was seen in pretraining."""
     batch_size: int = 20
     """Rows per pretraining step."""
-    steps: int = 380
+    steps: int = 330
     """Pretraining optimizer steps."""
     lr: float = 3e-3
     """Peak AdamW learning rate (cosine decay to a tenth after a linear warm-up)."""

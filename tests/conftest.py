@@ -6,6 +6,12 @@ import os
 
 import pytest
 
+# Tests are offline: no hub look-ups, no retries against an unreachable network. Set before any
+# Hugging Face module is imported (they read these once).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):

@@ -1,0 +1,138 @@
+"""Batching, answer-token loss and greedy-decoding evaluation for any causal LM.
+
+The loss is the paper's: token-mean causal-LM cross-entropy over the target tokens (answer or
+summary, plus EOS); prompt tokens are not scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from grasp_env.data.prompts import IGNORE_INDEX, target_text, tokenize_row
+
+__all__ = ["EncodedSplit", "answer_loss", "collate", "encode_rows", "evaluate_loss", "generate"]
+
+
+@dataclass
+class EncodedSplit:
+    """Rows of one split, tokenised once: training and probing reuse the encodings."""
+
+    rows: list[dict[str, Any]]
+    encodings: list[dict[str, Any]]
+    task: str
+    lang: str
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def encode_rows(
+    tokenizer: Any, rows: list[dict[str, Any]], task: str, lang: str, max_length: int
+) -> EncodedSplit:
+    """Tokenise `rows` with the prompt masked out of the labels."""
+    encodings = [tokenize_row(tokenizer, r, task, lang, max_length) for r in rows]
+    return EncodedSplit(rows, encodings, task, lang)
+
+
+def collate(encodings: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
+    """Right-padded tensors: input_ids, attention_mask, labels (IGNORE_INDEX on padding)."""
+    import torch
+
+    width = max(len(e["input_ids"]) for e in encodings)
+    ids = torch.full((len(encodings), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(encodings), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(encodings), width), dtype=torch.long)
+    for i, e in enumerate(encodings):
+        n = len(e["input_ids"])
+        ids[i, :n] = torch.tensor(e["input_ids"])
+        labels[i, :n] = torch.tensor(e["labels"])
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def answer_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> Any:
+    """Cross-entropy over target tokens only.
+
+    Args:
+        model: A causal LM.
+        batch: Output of `collate`.
+        reduction: "mean" (token mean over the batch, the training loss) or "sum" (for
+            accumulating an exact token mean over several batches).
+    """
+    import torch.nn.functional as F
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    shift_logits = logits[:, :-1].float()
+    shift_labels = batch["labels"][:, 1:]
+    return F.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.size(-1)),
+        shift_labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction=reduction,
+    )
+
+
+def evaluate_loss(model: Any, split: EncodedSplit, pad_id: int, batch_size: int = 16) -> float:
+    """Token-mean target loss over a whole split, in batches, without gradients."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            batch = collate(split.encodings[start : start + batch_size], pad_id)
+            total += answer_loss(model, batch, reduction="sum").item()
+            tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    if was_training:
+        model.train()
+    return total / max(tokens, 1)
+
+
+def generate(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    task: str,
+    lang: str,
+    max_length: int,
+    max_new_tokens: int,
+    batch_size: int = 16,
+) -> list[str]:
+    """Greedy completions of the prompts of `rows` (left-padded batches), stopped at EOS."""
+    import torch
+
+    prompts = [tokenize_row(tokenizer, r, task, lang, max_length, with_target=False) for r in rows]
+    was_training = model.training
+    model.eval()
+    out: list[str] = []
+    pad = tokenizer.pad_token_id
+    with torch.no_grad():
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            width = max(len(p["input_ids"]) for p in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for i, p in enumerate(chunk):
+                n = len(p["input_ids"])
+                ids[i, width - n :] = torch.tensor(p["input_ids"])
+                mask[i, width - n :] = 1
+            gen = model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=pad,
+                eos_token_id=tokenizer.eos_token_id,
+            )
+            for row in gen[:, width:]:
+                out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+    if was_training:
+        model.train()
+    return out
+
+
+def reference_texts(rows: list[dict[str, Any]], task: str, lang: str) -> list[str]:
+    """Gold targets without the cue-side prefix (what generations are compared with)."""
+    return [target_text(r, task, lang).strip() for r in rows]

@@ -1,0 +1,336 @@
+"""The adapter pipeline end to end: data, backbone, source and target LoRA, merge, final runs.
+
+`prepare` does the expensive shared part once per (preset, task, languages, seed): load the
+backbone, tokenise the splits, train (or load from the cache) the source and target adapters,
+merge them. `final_run` then fine-tunes one adapter with pruning fixed at a ratio and scores it on
+dev and test; the grid search, the baselines and (later) the controller's final run all call it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from grasp_env.adapters import (
+    FitResult,
+    LoraTrainConfig,
+    PruneSpec,
+    attach_lora,
+    cached_adapter,
+    fit,
+    lora_state,
+    merge_lora_states,
+)
+from grasp_env.data import load_source_splits, load_target_splits
+from grasp_env.lm import EncodedSplit, encode_rows, evaluate_loss, generate, reference_texts
+from grasp_env.metrics import qa_metrics, summary_metrics
+from grasp_env.presets import Preset, load_preset_backbone
+
+__all__ = ["ARMS", "PipelineConfig", "Prepared", "RunResult", "final_run", "prepare", "score"]
+
+ARMS: tuple[str, ...] = ("merged", "target_only")
+"""Which adapter a final run starts from: the merge, or the target LoRA alone."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """One experiment: task, languages, seed and the adapter recipes."""
+
+    task: str = "qa"
+    """qa or summarization."""
+    source: str = "en"
+    """Source language (the high-resource adapter)."""
+    target: str = "ar"
+    """Target language."""
+    seed: int = 42
+    """Seed of the target-row draw, adapter initialisation and data order."""
+    source_seed: int = 0
+    """Seed of the source adapter, shared by all target seeds (it sees none of their rows)."""
+    merge_form: str = "reference"
+    """'reference' ((B_s+B_t)(A_s+A_t), no scaling) or 'sum' (scaled sum of deltas)."""
+    mask_scope: str = "per_tensor"
+    """'per_tensor' (reference) or 'global'."""
+    source_lora: LoraTrainConfig = field(
+        default_factory=lambda: LoraTrainConfig(
+            learning_rate=1e-3, max_steps=600, batch_size=8, eval_every=50, patience=3
+        )
+    )
+    """Source LoRA recipe (2,000 English rows)."""
+    target_lora: LoraTrainConfig = field(default_factory=LoraTrainConfig)
+    """Target LoRA recipe (50 rows, batch 1, early stopping on the 50-row dev split)."""
+    final_lora: LoraTrainConfig = field(default_factory=LoraTrainConfig)
+    """Final-run recipe: fine-tune the merged (or target) adapter with pruning fixed."""
+    model: str | None = None
+    """Backbone override (hub id, local directory or 'tiny')."""
+
+
+@dataclass
+class Prepared:
+    """Everything a final run needs, built once."""
+
+    preset: Preset
+    cfg: PipelineConfig
+    base: Any
+    tokenizer: Any
+    backbone: str
+    splits: Any
+    encoded: dict[str, EncodedSplit]
+    source_state: dict[str, Any]
+    target_state: dict[str, Any]
+    merged_state: dict[str, Any]
+    merged_rank: int
+    merged_alpha: float
+    timings: dict[str, float]
+
+    @property
+    def pad_id(self) -> int:
+        """Padding token id of the backbone's tokenizer."""
+        return self.tokenizer.pad_token_id
+
+
+@dataclass
+class RunResult:
+    """One final run: its ratio, losses, test metrics and time."""
+
+    arm: str
+    ratio: float
+    dev_loss: float
+    test_loss: float
+    test: dict[str, float]
+    seconds: float
+    fit: FitResult
+    model: Any = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready view (without weights)."""
+        return {
+            "arm": self.arm,
+            "ratio": self.ratio,
+            "dev_loss": self.dev_loss,
+            "test_loss": self.test_loss,
+            "test": self.test,
+            "seconds": self.seconds,
+            "best_step": self.fit.best_step,
+            "steps": self.fit.steps,
+        }
+
+
+def _train_adapter(
+    prep_base: Any,
+    tokenizer: Any,
+    train: EncodedSplit,
+    dev: EncodedSplit,
+    cfg: LoraTrainConfig,
+    seed: int,
+    desc: str,
+    progress: bool,
+) -> tuple[Any, dict[str, Any]]:
+    model = attach_lora(prep_base, cfg, seed)
+    result = fit(model, train, dev, cfg, seed, tokenizer.pad_token_id, progress=progress, desc=desc)
+    from peft import set_peft_model_state_dict
+
+    set_peft_model_state_dict(model, result.state)
+    info = {
+        "best_dev_loss": result.best_dev_loss,
+        "best_step": result.best_step,
+        "steps": result.steps,
+        "seconds": result.seconds,
+    }
+    return model, info
+
+
+def prepare(
+    preset: Preset, cfg: PipelineConfig, progress: bool = True, log: Any = print
+) -> Prepared:
+    """Load data and backbone, train or load the two adapters, merge them."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    base, tokenizer, backbone = load_preset_backbone(preset, cfg.model, log=log)
+    base.requires_grad_(False)
+    timings["backbone_s"] = time.perf_counter() - t0
+
+    source_name = preset.data_source[cfg.task]
+    n_train, n_dev = preset.source_sizes[cfg.task]
+    src = load_source_splits(
+        source_name, cfg.task, cfg.source, cfg.source_seed, n_train, n_dev, preset.embedded
+    )
+    tgt = load_target_splits(
+        source_name, cfg.task, cfg.target, cfg.seed, preset.sizes, preset.embedded
+    )
+    enc = lambda rows, lang: encode_rows(tokenizer, rows, cfg.task, lang, preset.max_length)  # noqa: E731
+    encoded = {
+        "source_train": enc(src.train, cfg.source),
+        "source_dev": enc(src.dev, cfg.source),
+        "train": enc(tgt.train, cfg.target),
+        "dev": enc(tgt.dev, cfg.target),
+        "micro_dev": enc(tgt.micro_dev, cfg.target),
+        "test": enc(tgt.test, cfg.target),
+    }
+    data_key = {
+        "preset": preset.name,
+        "backbone": backbone,
+        "task": cfg.task,
+        "source_data": source_name,
+        "max_length": preset.max_length,
+    }
+
+    t1 = time.perf_counter()
+    source_state, _ = cached_adapter(
+        {
+            "name": f"source-{cfg.task}-{cfg.source}",
+            **data_key,
+            "lang": cfg.source,
+            "seed": cfg.source_seed,
+            "sizes": [n_train, n_dev],
+            "lora": asdict(cfg.source_lora),
+            "embedded": asdict(preset.embedded),
+        },
+        lambda: _train_adapter(
+            base,
+            tokenizer,
+            encoded["source_train"],
+            encoded["source_dev"],
+            cfg.source_lora,
+            cfg.source_seed,
+            f"source LoRA ({cfg.source})",
+            progress,
+        ),
+        log=log,
+    )
+    timings["source_adapter_s"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    target_state, _ = cached_adapter(
+        {
+            "name": f"target-{cfg.task}-{cfg.target}",
+            **data_key,
+            "lang": cfg.target,
+            "seed": cfg.seed,
+            "sizes": asdict(preset.sizes),
+            "lora": asdict(cfg.target_lora),
+            "embedded": asdict(preset.embedded),
+        },
+        lambda: _train_adapter(
+            base,
+            tokenizer,
+            encoded["train"],
+            encoded["dev"],
+            cfg.target_lora,
+            cfg.seed,
+            f"target LoRA ({cfg.target})",
+            progress,
+        ),
+        log=log,
+    )
+    timings["target_adapter_s"] = time.perf_counter() - t2
+    merged, rank, alpha = merge_lora_states(
+        source_state, target_state, cfg.merge_form, cfg.source_lora.r, cfg.source_lora.lora_alpha
+    )
+    return Prepared(
+        preset,
+        cfg,
+        base,
+        tokenizer,
+        backbone,
+        tgt,
+        encoded,
+        source_state,
+        target_state,
+        merged,
+        rank,
+        alpha,
+        timings,
+    )
+
+
+def start_model(prep: Prepared, arm: str) -> Any:
+    """A fresh PEFT model holding the merged adapter or the target adapter alone."""
+    cfg = prep.cfg
+    if arm == "merged":
+        return attach_lora(
+            prep.base,
+            cfg.final_lora,
+            cfg.seed,
+            prep.merged_state,
+            r=prep.merged_rank,
+            lora_alpha=prep.merged_alpha,
+        )
+    if arm == "target_only":
+        return attach_lora(prep.base, cfg.target_lora, cfg.seed, prep.target_state)
+    raise ValueError(f"arm={arm!r} is unknown; fix: use one of {ARMS}")
+
+
+def score(prep: Prepared, model: Any, split: str = "test") -> dict[str, float]:
+    """Greedy-decode `split` and score it with the task's metrics."""
+    cfg, preset = prep.cfg, prep.preset
+    rows = getattr(prep.splits, split)
+    preds = generate(
+        model,
+        prep.tokenizer,
+        rows,
+        cfg.task,
+        cfg.target,
+        preset.max_length,
+        preset.max_new_tokens[cfg.task],
+    )
+    refs = reference_texts(rows, cfg.task, cfg.target)
+    if cfg.task == "qa":
+        return qa_metrics(preds, [r["answers"]["text"] for r in rows], cfg.target)
+    return summary_metrics(preds, refs, cfg.target)
+
+
+def final_run(
+    prep: Prepared,
+    ratio: float,
+    arm: str = "merged",
+    progress: bool = False,
+    keep_model: bool = False,
+    lora: LoraTrainConfig | None = None,
+) -> RunResult:
+    """Fine-tune `arm`'s adapter on the target train split with pruning fixed at `ratio`.
+
+    Ratio 0 is a plain fine-tune (no mask). The best dev checkpoint is scored on the test split
+    (greedy decoding) and by its test answer NLL.
+    """
+    cfg = prep.cfg
+    lora = lora or cfg.final_lora
+    t0 = time.perf_counter()
+    model = start_model(prep, arm)
+    prune = PruneSpec(ratio, cfg.mask_scope) if ratio > 0 else None
+    result = fit(
+        model,
+        prep.encoded["train"],
+        prep.encoded["dev"],
+        lora,
+        cfg.seed,
+        prep.pad_id,
+        prune=prune,
+        progress=progress,
+        desc=f"final run {arm} @ {ratio:.3f}",
+    )
+    from peft import set_peft_model_state_dict
+
+    set_peft_model_state_dict(model, result.state)
+    test_loss = evaluate_loss(model, prep.encoded["test"], prep.pad_id)
+    test = score(prep, model)
+    run = RunResult(
+        arm,
+        ratio,
+        result.best_dev_loss,
+        test_loss,
+        test,
+        time.perf_counter() - t0,
+        result,
+        model if keep_model else None,
+    )
+    return run
+
+
+def with_overrides(cfg: PipelineConfig, **changes: Any) -> PipelineConfig:
+    """A copy of `cfg` with fields replaced (typed alternative to mutation)."""
+    return replace(cfg, **changes)
+
+
+def current_state(model: Any) -> dict[str, Any]:
+    """The LoRA weights of a PEFT model (CPU copy)."""
+    return lora_state(model)

@@ -1,0 +1,136 @@
+"""Masks over the merged LoRA tensors: build at a ratio, apply, enforce, reset optimizer state.
+
+Only adapter tensors (PEFT's `lora_A` / `lora_B` weights) are ever masked; the backbone is
+untouched. Two scopes:
+
+- ``per_tensor`` (reference): in every LoRA tensor of n entries, zero the floor(ratio * n)
+  entries of smallest importance; one ratio shared by every A and B tensor.
+- ``global``: one threshold across all LoRA tensors; exactly floor(ratio * N) entries of the
+  N in all tensors together are zeroed.
+
+Ties are broken by position (a stable sort), so the zeroed count is exact whatever the values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "SCOPES",
+    "apply_masks",
+    "build_masks",
+    "lora_parameters",
+    "magnitude_importance",
+    "reset_optimizer_state",
+    "sparsity",
+]
+
+SCOPES: tuple[str, ...] = ("per_tensor", "global")
+
+
+def lora_parameters(model: Any) -> dict[str, Any]:
+    """Name -> parameter of every LoRA A/B weight in a PEFT model (sorted by name)."""
+    return {
+        name: p
+        for name, p in sorted(model.named_parameters())
+        if ("lora_A" in name or "lora_B" in name) and name.endswith("weight")
+    }
+
+
+def magnitude_importance(params: dict[str, Any]) -> dict[str, Any]:
+    """|w| per entry: the reference's probing importance, recomputed at every mask build."""
+    return {name: p.detach().abs() for name, p in params.items()}
+
+
+def _lowest_k_mask(scores: Any, k: int) -> Any:
+    """Boolean keep-mask with exactly the k lowest scores dropped (ties: lowest index first)."""
+    import torch
+
+    flat = scores.reshape(-1)
+    keep = torch.ones_like(flat, dtype=torch.bool)
+    if k > 0:
+        order = torch.argsort(flat, stable=True)
+        keep[order[:k]] = False
+    return keep.view_as(scores)
+
+
+def build_masks(
+    params: dict[str, Any],
+    ratio: float,
+    scope: str = "per_tensor",
+    importance: Callable[[dict[str, Any]], dict[str, Any]] = magnitude_importance,
+) -> dict[str, Any]:
+    """Keep-masks (bool tensors) that zero `ratio` of the entries of least importance.
+
+    Args:
+        params: Name -> LoRA tensor (see `lora_parameters`).
+        ratio: Fraction to prune, in [0, 1].
+        scope: "per_tensor" (reference) or "global".
+        importance: Name -> score tensor; magnitude by default. Called on every build, so the
+            importance is never stale (the reference computed it once: PAPER.md).
+    """
+    import math
+
+    import torch
+
+    if not 0.0 <= ratio <= 1.0 or math.isnan(ratio):
+        raise ValueError(f"prune ratio={ratio!r} is outside [0, 1]; fix: pass a fraction")
+    if scope not in SCOPES:
+        raise ValueError(f"mask scope={scope!r} is unknown; fix: use one of {SCOPES}")
+    scores = importance(params)
+    if scope == "per_tensor":
+        return {
+            name: _lowest_k_mask(scores[name], math.floor(ratio * p.numel()))
+            for name, p in params.items()
+        }
+    names = list(params)
+    flat = torch.cat([scores[n].reshape(-1).float() for n in names])
+    keep = _lowest_k_mask(flat, math.floor(ratio * flat.numel()))
+    out, start = {}, 0
+    for n in names:
+        size = params[n].numel()
+        out[n] = keep[start : start + size].view_as(params[n])
+        start += size
+    return out
+
+
+def apply_masks(params: dict[str, Any], masks: dict[str, Any]) -> None:
+    """Zero the pruned entries in place (no autograd history)."""
+    import torch
+
+    with torch.no_grad():
+        for name, mask in masks.items():
+            params[name].mul_(mask.to(params[name].dtype))
+
+
+def reset_optimizer_state(
+    optimizer: Any, params: dict[str, Any], new_pruned: dict[str, Any]
+) -> None:
+    """Zero AdamW's moment estimates of newly pruned entries.
+
+    Without this, momentum built up before the commit would keep pushing the pruned weights
+    away from zero between the optimizer step and the re-zeroing (PAPER.md, stage 3).
+
+    Args:
+        optimizer: A torch optimizer whose state holds per-parameter tensors.
+        params: Name -> parameter.
+        new_pruned: Name -> bool tensor, True where an entry has just been pruned.
+    """
+    import torch
+
+    with torch.no_grad():
+        for name, pruned in new_pruned.items():
+            state = optimizer.state.get(params[name])
+            if not state:
+                continue
+            for value in state.values():
+                if torch.is_tensor(value) and value.shape == pruned.shape:
+                    value.masked_fill_(pruned, 0.0)
+
+
+def sparsity(params: dict[str, Any]) -> float:
+    """Fraction of exactly-zero entries over all LoRA tensors together."""
+    zeros = sum(int((p == 0).sum()) for p in params.values())
+    total = sum(p.numel() for p in params.values())
+    return zeros / max(total, 1)

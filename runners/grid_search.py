@@ -1,0 +1,157 @@
+"""The baseline GRASP replaces: one final run per prune ratio, the best chosen on dev.
+
+    python runners/grid_search.py                                   # default preset, QA en->ar
+    python runners/grid_search.py --preset tiny --ratios 0.2 0.6 --baselines target_only
+
+For each ratio: fine-tune the merged adapter with pruning fixed at that ratio, keep the best dev
+checkpoint, score it on the test split. The chosen ratio is the one with the lowest dev loss
+(answer NLL on the 50-row dev split). Baselines (--baselines): `target_only` (the target LoRA
+fine-tuned further, no merge), `target_only_pruned` (the same at every grid ratio: the control
+that separates regularisation from transfer) and `merged_no_prune` (the merge at ratio 0).
+Writes <out-dir>/<run-name>/metrics.json.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import tyro  # noqa: E402
+
+from grasp_env.data import DataError  # noqa: E402
+from grasp_env.pipeline import PipelineConfig, final_run, prepare  # noqa: E402
+from grasp_env.presets import get_preset  # noqa: E402
+from grasp_env.runs import RunDirError, make_run_dir, write_json  # noqa: E402
+
+BASELINES = ("target_only", "target_only_pruned", "merged_no_prune")
+
+
+@dataclass(frozen=True)
+class Args:
+    """8-point grid search over the prune ratio of the merged adapter."""
+
+    preset: str = "default"
+    """Scale: tiny, default or paper."""
+    task: str = "qa"
+    """qa or summarization."""
+    source: str = "en"
+    """Source language."""
+    target: str = "ar"
+    """Target language."""
+    model: str | None = None
+    """Backbone override (hub id, directory or 'tiny')."""
+    seed: int = 42
+    """Seed of the target rows, adapters and data order."""
+    ratios: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+    """Prune ratios of the grid (the paper: 0.1 .. 0.8)."""
+    baselines: tuple[str, ...] = ()
+    """Extra arms: target_only, target_only_pruned, merged_no_prune."""
+    merge_form: str = "reference"
+    """reference or sum."""
+    out_dir: Path = Path("runs")
+    """Parent directory of run directories."""
+    run_name: str | None = None
+    """Run directory name (default: grid-<task>-<source>-<target>-s<seed>)."""
+    overwrite: bool = False
+    """Replace the files of an existing run directory."""
+
+
+def validate(args: Args) -> None:
+    """Reject bad values before any work, naming the flag and the fix."""
+    for r in args.ratios:
+        if not 0.0 <= r <= 1.0:
+            raise ValueError(f"--ratios contains {r}; fix: use fractions in [0, 1]")
+    if not args.ratios:
+        raise ValueError("--ratios is empty; fix: give at least one ratio")
+    unknown = [b for b in args.baselines if b not in BASELINES]
+    if unknown:
+        raise ValueError(f"--baselines {unknown} unknown; fix: use any of {BASELINES}")
+
+
+def main(args: Args) -> int:
+    """Grid search plus the requested baselines; writes metrics.json."""
+    validate(args)
+    preset = get_preset(args.preset)
+    name = args.run_name or f"grid-{args.task}-{args.source}-{args.target}-s{args.seed}"
+    run_dir = make_run_dir(args.out_dir, name, args.overwrite)
+    t0 = time.perf_counter()
+    cfg = PipelineConfig(
+        task=args.task,
+        source=args.source,
+        target=args.target,
+        seed=args.seed,
+        merge_form=args.merge_form,
+        model=args.model,
+    )
+    prep = prepare(preset, cfg)
+    prep_s = time.perf_counter() - t0
+
+    points = []
+    for ratio in args.ratios:
+        run = final_run(prep, ratio, "merged", progress=True)
+        points.append(run.summary())
+        print(
+            f"merged  ratio {ratio:.2f}: dev loss {run.dev_loss:.4f}  test {run.test}  "
+            f"({run.seconds:.1f} s)"
+        )
+    best = min(points, key=lambda p: p["dev_loss"])
+    grid_s = sum(p["seconds"] for p in points)
+
+    baselines: dict[str, list[dict]] = {}
+    if "merged_no_prune" in args.baselines:
+        baselines["merged_no_prune"] = [final_run(prep, 0.0, "merged").summary()]
+    if "target_only" in args.baselines:
+        baselines["target_only"] = [final_run(prep, 0.0, "target_only").summary()]
+    if "target_only_pruned" in args.baselines:
+        baselines["target_only_pruned"] = [
+            final_run(prep, r, "target_only").summary() for r in args.ratios
+        ]
+    for arm, runs in baselines.items():
+        for run in runs:
+            print(
+                f"{arm:<20} ratio {run['ratio']:.2f}: dev loss {run['dev_loss']:.4f}  "
+                f"test {run['test']}"
+            )
+
+    metrics = {
+        "agent": "grid",
+        "preset": preset.name,
+        "task": args.task,
+        "source": args.source,
+        "target": args.target,
+        "seed": args.seed,
+        "backbone": prep.backbone,
+        "selected_ratio": best["ratio"],
+        "selection": "lowest dev loss",
+        "test": best["test"],
+        "test_loss": best["test_loss"],
+        "points": points,
+        "baselines": baselines,
+        "timings": {
+            **prep.timings,
+            "prepare_s": prep_s,
+            "grid_s": grid_s,
+            "per_run_s": [p["seconds"] for p in points],
+            "total_s": time.perf_counter() - t0,
+        },
+        "config": {**asdict(args), "out_dir": str(args.out_dir)},
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    print(f"selected ratio {best['ratio']} (dev loss {best['dev_loss']:.4f}); test {best['test']}")
+    print(
+        f"grid of {len(points)} runs: {grid_s:.1f} s; total {metrics['timings']['total_s']:.1f} s"
+        f" -> {run_dir / 'metrics.json'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(tyro.cli(Args)))
+    except (DataError, RunDirError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,171 @@
+import copy
+
+import pytest
+import torch
+
+from grasp_env.adapters import (
+    LoraTrainConfig,
+    PruneSpec,
+    attach_lora,
+    cached_adapter,
+    fit,
+    lora_state,
+    merge_lora_states,
+)
+from grasp_env.backbone import load_backbone
+from grasp_env.data.embedded import embedded_target_splits
+from grasp_env.lm import encode_rows
+from grasp_env.pruning import lora_parameters
+
+CFG = LoraTrainConfig(r=4, lora_alpha=16, lora_dropout=0.0, max_steps=6, eval_every=3, patience=0)
+
+
+@pytest.fixture(scope="module")
+def backbone(tiny_backbone_dir):
+    model, tok = load_backbone(tiny_backbone_dir)
+    model.requires_grad_(False)
+    return model, tok
+
+
+def _random_state(base, seed):
+    model = attach_lora(base, CFG, seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in lora_parameters(model).values():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return lora_state(model)
+
+
+def _q_proj(model):
+    return model.base_model.model.model.layers[0].self_attn.q_proj
+
+
+def _ab(state, which):
+    key = next(k for k in state if "layers.0.self_attn.q_proj" in k and f"lora_{which}" in k)
+    return state[key]
+
+
+def test_reference_merge_computes_sum_of_B_times_sum_of_A_without_scaling(backbone):
+    base, _ = backbone
+    src, tgt = _random_state(base, 1), _random_state(base, 2)
+    merged, rank, alpha = merge_lora_states(src, tgt, "reference", CFG.r, CFG.lora_alpha)
+    assert (rank, alpha) == (4, 4.0)
+    model = attach_lora(base, CFG, 0, merged, r=rank, lora_alpha=alpha).eval()
+    layer = _q_proj(model)
+    x = torch.randn(3, layer.in_features)
+    expected = x @ ((_ab(src, "B") + _ab(tgt, "B")) @ (_ab(src, "A") + _ab(tgt, "A"))).T
+    with torch.no_grad():
+        delta = layer(x) - layer.base_layer(x)
+    torch.testing.assert_close(delta, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_sum_merge_computes_scaled_sum_of_deltas_and_matches_peft_multi_adapter(backbone):
+    base, tok = backbone
+    src, tgt = _random_state(base, 1), _random_state(base, 2)
+    merged, rank, alpha = merge_lora_states(src, tgt, "sum", CFG.r, CFG.lora_alpha)
+    assert (rank, alpha) == (8, 32)
+    model = attach_lora(base, CFG, 0, merged, r=rank, lora_alpha=alpha).eval()
+    layer = _q_proj(model)
+    x = torch.randn(3, layer.in_features)
+    s = CFG.lora_alpha / CFG.r
+    expected = s * x @ (_ab(src, "B") @ _ab(src, "A") + _ab(tgt, "B") @ _ab(tgt, "A")).T
+    with torch.no_grad():
+        delta = layer(x) - layer.base_layer(x)
+    torch.testing.assert_close(delta, expected, rtol=1e-4, atol=1e-5)
+
+    # PEFT's own multi-adapter forward (both adapters active) gives the same logits.
+    from peft import set_peft_model_state_dict
+
+    multi = attach_lora(base, CFG, 0, src)
+    multi.add_adapter("tgt", multi.peft_config["default"])
+    set_peft_model_state_dict(multi, tgt, adapter_name="tgt")
+    multi.base_model.set_adapter(["default", "tgt"])
+    multi.eval()
+    ids = tok("埃及使用埃及镑。", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, multi(ids).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_merge_rejects_unknown_form_and_mismatched_modules(backbone):
+    base, _ = backbone
+    src = _random_state(base, 1)
+    with pytest.raises(ValueError, match="form='ties'"):
+        merge_lora_states(src, src, "ties", 4, 16)
+    with pytest.raises(ValueError, match="different modules"):
+        merge_lora_states(src, dict(list(src.items())[:2]), "reference", 4, 16)
+
+
+def _splits(tok):
+    s = embedded_target_splits("qa", "ar", 0)
+    return encode_rows(tok, s.train, "qa", "ar", 160), encode_rows(tok, s.dev[:8], "qa", "ar", 160)
+
+
+def test_fit_changes_adapter_weights_and_never_the_backbone(backbone):
+    base, tok = backbone
+    train, dev = _splits(tok)
+    frozen = {k: v.clone() for k, v in base.state_dict().items()}
+    model = attach_lora(base, CFG, 0)
+    backbone_before = {k: v.clone() for k, v in model.named_parameters() if "lora_" not in k}
+    lora_before = lora_state(model)
+    result = fit(model, train, dev, CFG, seed=0, pad_id=tok.pad_token_id)
+    lora_after = lora_state(model)
+    assert any(not torch.equal(lora_before[k], lora_after[k]) for k in lora_before)
+    for k, v in model.named_parameters():
+        if "lora_" not in k:
+            assert torch.equal(v, backbone_before[k]) and not v.requires_grad
+    for k, v in base.state_dict().items():
+        assert torch.equal(v, frozen[k])  # attach_lora works on a copy
+    assert result.steps == CFG.max_steps and len(result.train_losses) == CFG.max_steps
+
+
+def test_masked_fit_keeps_the_mask_after_every_step(backbone):
+    base, tok = backbone
+    train, dev = _splits(tok)
+    model = attach_lora(base, CFG, 0, _random_state(base, 3))
+    result = fit(model, train, dev, CFG, seed=0, pad_id=tok.pad_token_id, prune=PruneSpec(0.6))
+    for p in lora_parameters(model).values():
+        assert int((p == 0).sum()) >= int(0.6 * p.numel())
+    for value in result.state.values():
+        assert int((value == 0).sum()) >= int(0.6 * value.numel())  # the kept checkpoint too
+
+
+def test_fit_is_deterministic_for_a_seed(backbone):
+    base, tok = backbone
+    train, dev = _splits(tok)
+    runs = []
+    for _ in range(2):
+        model = attach_lora(base, CFG, 5)
+        runs.append(fit(model, train, dev, CFG, seed=5, pad_id=tok.pad_token_id).train_losses)
+    assert runs[0] == runs[1]
+
+
+def test_peft_save_load_round_trip(backbone, tmp_path):
+    from peft import PeftModel
+
+    base, tok = backbone
+    model = attach_lora(base, CFG, 0, _random_state(base, 4)).eval()
+    model.save_pretrained(tmp_path)
+    loaded = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path).eval()
+    ids = tok("Egypt uses the Egyptian Pound.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, loaded(ids).logits)
+
+
+def test_adapter_cache_reuses_and_rebuilds_corrupted_entries(backbone, isolated_cache):
+    base, _ = backbone
+    calls = []
+
+    def train():
+        calls.append(1)
+        return attach_lora(base, CFG, 0, _random_state(base, 6)), {"best_dev_loss": 1.0}
+
+    key = {"name": "unit", "x": 1}
+    state1, info = cached_adapter(key, train, log=lambda _: None)
+    state2, _ = cached_adapter(key, train, log=lambda _: None)
+    assert len(calls) == 1 and info["best_dev_loss"] == 1.0
+    assert all(torch.equal(state1[k], state2[k]) for k in state1)
+    entry = next((isolated_cache / "adapters").glob("unit-*"))
+    (entry / "adapter_model.safetensors").write_bytes(b"broken")
+    messages = []
+    cached_adapter(key, train, log=messages.append)
+    assert len(calls) == 2 and "corrupted" in messages[0]
