@@ -9,7 +9,7 @@ dev and test; the grid search, the baselines and (later) the controller's final 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from grasp_env.adapters import (
@@ -19,7 +19,6 @@ from grasp_env.adapters import (
     attach_lora,
     cached_adapter,
     fit,
-    lora_state,
     merge_lora_states,
 )
 from grasp_env.data import load_source_splits, load_target_splits
@@ -51,16 +50,12 @@ class PipelineConfig:
     """'reference' ((B_s+B_t)(A_s+A_t), no scaling) or 'sum' (scaled sum of deltas)."""
     mask_scope: str = "per_tensor"
     """'per_tensor' (reference) or 'global'."""
-    source_lora: LoraTrainConfig = field(
-        default_factory=lambda: LoraTrainConfig(
-            learning_rate=1e-3, max_steps=600, batch_size=8, eval_every=50, patience=3
-        )
-    )
-    """Source LoRA recipe (2,000 English rows)."""
-    target_lora: LoraTrainConfig = field(default_factory=LoraTrainConfig)
-    """Target LoRA recipe (50 rows, batch 1, early stopping on the 50-row dev split)."""
-    final_lora: LoraTrainConfig = field(default_factory=LoraTrainConfig)
-    """Final-run recipe: fine-tune the merged (or target) adapter with pruning fixed."""
+    source_lora: LoraTrainConfig | None = None
+    """Source LoRA recipe; None takes the preset's."""
+    target_lora: LoraTrainConfig | None = None
+    """Target LoRA recipe; None takes the preset's."""
+    final_lora: LoraTrainConfig | None = None
+    """Final-run recipe; None takes the preset's."""
     model: str | None = None
     """Backbone override (hub id, local directory or 'tiny')."""
 
@@ -144,6 +139,12 @@ def prepare(
     preset: Preset, cfg: PipelineConfig, progress: bool = True, log: Any = print
 ) -> Prepared:
     """Load data and backbone, train or load the two adapters, merge them."""
+    cfg = replace(
+        cfg,
+        source_lora=cfg.source_lora or preset.source_lora,
+        target_lora=cfg.target_lora or preset.target_lora,
+        final_lora=cfg.final_lora or preset.final_lora,
+    )
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     base, tokenizer, backbone = load_preset_backbone(preset, cfg.model, log=log)
@@ -324,13 +325,3 @@ def final_run(
         model if keep_model else None,
     )
     return run
-
-
-def with_overrides(cfg: PipelineConfig, **changes: Any) -> PipelineConfig:
-    """A copy of `cfg` with fields replaced (typed alternative to mutation)."""
-    return replace(cfg, **changes)
-
-
-def current_state(model: Any) -> dict[str, Any]:
-    """The LoRA weights of a PEFT model (CPU copy)."""
-    return lora_state(model)

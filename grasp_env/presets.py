@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from grasp_env.adapters import LoraTrainConfig
 from grasp_env.backbone import TinyBackboneConfig
 from grasp_env.data.embedded import EmbeddedConfig
 from grasp_env.data.splits import SplitSizes
@@ -42,6 +43,16 @@ class Preset:
     """Longest tokenised row; the context or article is cut first."""
     max_new_tokens: dict[str, int] = field(default_factory=lambda: {"qa": 24, "summarization": 64})
     """Greedy-decoding budget per task at test time."""
+    source_lora: LoraTrainConfig = field(
+        default_factory=lambda: LoraTrainConfig(
+            learning_rate=1e-3, max_steps=600, batch_size=8, eval_every=50, patience=3
+        )
+    )
+    """Source LoRA recipe (thousands of English rows)."""
+    target_lora: LoraTrainConfig = field(default_factory=LoraTrainConfig)
+    """Target LoRA recipe (50 rows, batch 1, early stopping on the dev split)."""
+    final_lora: LoraTrainConfig = field(default_factory=LoraTrainConfig)
+    """Final-run recipe: the merged (or target) adapter fine-tuned with pruning fixed."""
 
 
 _EMBEDDED = {"qa": "embedded", "summarization": "embedded"}
@@ -66,6 +77,10 @@ PRESETS: dict[str, Preset] = {
         sizes=SplitSizes(train=50, dev=50, micro_dev=16, test=30),
         source_sizes={"qa": (200, 40), "summarization": (200, 40)},
         max_length=160,
+        max_new_tokens={"qa": 8, "summarization": 16},
+        source_lora=LoraTrainConfig(max_steps=20, batch_size=4, eval_every=10),
+        target_lora=LoraTrainConfig(max_steps=10, eval_every=5),
+        final_lora=LoraTrainConfig(max_steps=10, eval_every=5),
     ),
     "default": Preset(
         name="default",
@@ -86,6 +101,13 @@ PRESETS: dict[str, Preset] = {
         source_sizes={"qa": (3030, 50), "summarization": (10000, 50)},
         max_length=1024,
         max_new_tokens={"qa": 64, "summarization": 128},
+        # r=8, alpha=32, dropout 0.05 on q_proj/v_proj, AdamW 1e-4, up to 10 epochs of 50 rows
+        # at batch 1 with early stopping on the dev split.
+        source_lora=LoraTrainConfig(
+            learning_rate=1e-4, max_steps=3000, batch_size=8, eval_every=200, patience=3
+        ),
+        target_lora=LoraTrainConfig(learning_rate=1e-4, max_steps=500, eval_every=50),
+        final_lora=LoraTrainConfig(learning_rate=1e-4, max_steps=500, eval_every=50),
     ),
 }
 """All presets by name."""

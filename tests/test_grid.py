@@ -1,0 +1,38 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _grid(*args, cache, out):
+    env = {**os.environ, "GRASP_CACHE_DIR": str(cache)}
+    cmd = [sys.executable, str(ROOT / "runners" / "grid_search.py"), "--preset", "tiny",
+           "--out-dir", str(out), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_grid_search_runs_every_point_and_baselines(isolated_cache, tiny_backbone_dir, tmp_path):
+    out = _grid("--ratios", "0.2", "0.7", "--baselines", "target_only", "target_only_pruned",
+                "merged_no_prune", "--run-name", "g", cache=isolated_cache, out=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    metrics = json.loads((tmp_path / "g" / "metrics.json").read_text())
+    assert [p["ratio"] for p in metrics["points"]] == [0.2, 0.7]
+    assert metrics["selected_ratio"] in (0.2, 0.7)
+    best = min(metrics["points"], key=lambda p: p["dev_loss"])
+    assert metrics["selected_ratio"] == best["ratio"] and metrics["test"] == best["test"]
+    assert set(metrics["test"]) == {"em", "f1"}
+    assert [r["ratio"] for r in metrics["baselines"]["target_only_pruned"]] == [0.2, 0.7]
+    assert len(metrics["timings"]["per_run_s"]) == 2 and metrics["timings"]["total_s"] > 0
+    # the run directory is never overwritten by accident
+    again = _grid("--ratios", "0.2", "--run-name", "g", cache=isolated_cache, out=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert json.loads((tmp_path / "g" / "metrics.json").read_text()) == metrics
+
+
+def test_grid_search_rejects_bad_ratios(isolated_cache, tmp_path):
+    out = _grid("--ratios", "1.5", cache=isolated_cache, out=tmp_path)
+    assert out.returncode == 2 and "--ratios contains 1.5" in out.stderr
+    assert "Traceback" not in out.stderr
