@@ -9,14 +9,32 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _grid(*args, cache, out):
     env = {**os.environ, "GRASP_CACHE_DIR": str(cache)}
-    cmd = [sys.executable, str(ROOT / "runners" / "grid_search.py"), "--preset", "tiny",
-           "--out-dir", str(out), *args]
+    cmd = [
+        sys.executable,
+        str(ROOT / "runners" / "grid_search.py"),
+        "--preset",
+        "tiny",
+        "--out-dir",
+        str(out),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_grid_search_runs_every_point_and_baselines(isolated_cache, tiny_backbone_dir, tmp_path):
-    out = _grid("--ratios", "0.2", "0.7", "--baselines", "target_only", "target_only_pruned",
-                "merged_no_prune", "--run-name", "g", cache=isolated_cache, out=tmp_path)
+    out = _grid(
+        "--ratios",
+        "0.2",
+        "0.7",
+        "--baselines",
+        "target_only",
+        "target_only_pruned",
+        "merged_no_prune",
+        "--run-name",
+        "g",
+        cache=isolated_cache,
+        out=tmp_path,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     metrics = json.loads((tmp_path / "g" / "metrics.json").read_text())
     assert [p["ratio"] for p in metrics["points"]] == [0.2, 0.7]
@@ -36,3 +54,42 @@ def test_grid_search_rejects_bad_ratios(isolated_cache, tmp_path):
     out = _grid("--ratios", "1.5", cache=isolated_cache, out=tmp_path)
     assert out.returncode == 2 and "--ratios contains 1.5" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _fake_run(tmp_path, seed, ems):
+    points = [
+        {
+            "ratio": r,
+            "test": {"em": em, "f1": em},
+            "test_loss": 2 - em / 100,
+            "dev_loss": 1.0,
+            "seconds": 1.0,
+        }
+        for r, em in zip((0.1, 0.5), ems, strict=True)
+    ]
+    run = {
+        "task": "qa",
+        "source": "en",
+        "target": "ar",
+        "seed": seed,
+        "preset": "default",
+        "points": points,
+        "baselines": {"target_only": [{**points[0], "ratio": 0.0}]},
+    }
+    d = tmp_path / f"s{seed}"
+    d.mkdir()
+    (d / "metrics.json").write_text(json.dumps(run))
+    return d
+
+
+def test_grid_report_tabulates_by_seed_and_draws_a_png(tmp_path):
+    sys.path.insert(0, str(ROOT / "runners"))
+    import grid_report
+
+    dirs = (_fake_run(tmp_path, 1, (10.0, 20.0)), _fake_run(tmp_path, 2, (14.0, 30.0)))
+    out = tmp_path / "g.png"
+    assert grid_report.main(grid_report.Args(run_dirs=dirs, out=out)) == 0
+    assert out.stat().st_size > 1000
+    text = grid_report.table(grid_report._load(dirs), "em")
+    assert "| merged | 0.50 | 25.00 +- 7.07 |" in text  # mean and sample std of 20 and 30
+    assert "| target_only | 0.00 | 12.00 +- 2.83 |" in text
