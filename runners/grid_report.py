@@ -24,7 +24,7 @@ import tyro
 class Args:
     """Plot and tabulate grid runs."""
 
-    run_dirs: tuple[Path, ...]
+    run_dirs: tyro.conf.Positional[tuple[Path, ...]]
     """Grid run directories (one per seed, same task and languages)."""
     out: Path = Path("grid.png")
     """Where the plot goes."""
