@@ -1,0 +1,358 @@
+"""GraspLoRA-v0: the GRASP LoRA controller run as a Gymnasium environment."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+__all__ = ["COMMIT_RULES", "PSTAR_RULES", "REWARD_MODES", "ControllerConfig", "GraspLoRAEnv"]
+
+REWARD_MODES: tuple[str, ...] = ("improvement", "relative")
+COMMIT_RULES: tuple[str, ...] = ("best_nonnegative", "best")
+PSTAR_RULES: tuple[str, ...] = ("best_reward", "last_committed")
+COMMIT_MASKS: tuple[str, ...] = ("committed", "candidate")
+
+_LOSS_CAP = 20.0
+_REWARD_CAP = 10.0
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Controller-run knobs shared by the environment and the agents (PAPER.md defaults)."""
+
+    p_min: float = 0.10
+    """Smallest prune ratio an action can propose."""
+    p_max: float = 0.80
+    """Largest prune ratio an action can propose."""
+    p_init: float = 0.40
+    """Committed ratio at the start of the run."""
+    update_interval: int = 10
+    """K: optimizer steps between two rounds."""
+    group_size: int = 3
+    """C: candidates probed per round (env steps per round)."""
+    micro_dev_size: int = 16
+    """Micro-dev rows each probe evaluates."""
+    max_step_delta: float = 0.10
+    """Largest change of the committed ratio in one round."""
+    train_steps: int | None = None
+    """Optimizer-step budget of the run; None takes the preset's final-run max_steps."""
+    reward_mode: str = "improvement"
+    """'improvement' (L0 - L, the paper) or 'relative' ((L0 - L) / L0)."""
+    commit_rule: str = "best_nonnegative"
+    """'best_nonnegative' (the paper: commit the best candidate only if its reward >= 0) or
+    'best' (always move towards the best candidate)."""
+    commit_mask: str = "committed"
+    """Mask built at the 'committed' (clipped) ratio, or at the 'candidate' ratio as the
+    reference code does (its recorded ratio and real sparsity then disagree)."""
+    pstar_rule: str = "best_reward"
+    """'best_reward' (the paper: candidate with the largest reward of the run) or
+    'last_committed'."""
+    mask_scope: str = "per_tensor"
+    """'per_tensor' (reference) or 'global'."""
+
+    def __post_init__(self) -> None:
+        def bad(field: str, fix: str) -> ValueError:
+            return ValueError(f"{field}={getattr(self, field)!r} is invalid; fix: {fix}")
+
+        if not (0.0 <= self.p_min < self.p_max <= 1.0):
+            raise ValueError(
+                f"p_min={self.p_min!r}, p_max={self.p_max!r}: need 0 <= p_min < p_max <= 1; "
+                "fix: swap or correct the bounds"
+            )
+        if not self.p_min <= self.p_init <= self.p_max:
+            raise bad("p_init", f"use a ratio in [p_min, p_max] = [{self.p_min}, {self.p_max}]")
+        if not isinstance(self.update_interval, int) or self.update_interval < 1:
+            raise bad("update_interval", "use K >= 1 optimizer steps between rounds")
+        if not isinstance(self.group_size, int) or self.group_size < 2:
+            raise bad("group_size", "use C >= 2 candidates per round (a group needs two)")
+        if not isinstance(self.micro_dev_size, int) or self.micro_dev_size < 1:
+            raise bad("micro_dev_size", "use at least 1 row")
+        if not 0.0 < self.max_step_delta <= 1.0:
+            raise bad("max_step_delta", "use a step in (0, 1]")
+        if self.train_steps is not None and self.train_steps < self.update_interval:
+            raise bad("train_steps", f"use at least update_interval={self.update_interval}")
+        for field, allowed in (
+            ("reward_mode", REWARD_MODES),
+            ("commit_rule", COMMIT_RULES),
+            ("commit_mask", COMMIT_MASKS),
+            ("pstar_rule", PSTAR_RULES),
+            ("mask_scope", ("per_tensor", "global")),
+        ):
+            if getattr(self, field) not in allowed:
+                raise bad(field, f"use one of {allowed}")
+
+    def ratio_of(self, action: float) -> float:
+        """Map an action in [-1, 1] linearly onto [p_min, p_max]."""
+        return self.p_min + (float(action) + 1.0) * 0.5 * (self.p_max - self.p_min)
+
+
+class GraspLoRAEnv(gym.Env):
+    """GRASP LoRA's controller run: probe prune ratios while the merged adapter trains.
+
+    ## Description
+    A source-language and a target-language LoRA are merged on a frozen backbone; the merged
+    adapter is fine-tuned on the 50-row target train split while a committed magnitude mask
+    prunes it at the committed ratio p. Every K optimizer steps a round runs: C candidate
+    ratios are probed on the micro-dev set, the best candidate moves p (bounded step), the mask
+    is rebuilt at p from fresh importance, and training continues. One env step probes one
+    candidate; an episode is one controller run. The learned ratio p* is read from
+    `learned_ratio()` after the episode.
+
+    ## Action Space
+    `Box(-1, 1, (1,), float32)`, mapped linearly onto [p_min, p_max].
+
+    ## Observation Space
+    `Box(low, high, (7,), float32)`:
+
+    | index | observation | min | max |
+    |---|---|---|---|
+    | 0 | committed ratio p | 0 | 1 |
+    | 1 | fraction of the training budget used | 0 | 1 |
+    | 2 | baseline micro-dev loss L0 (capped) | 0 | 20 |
+    | 3 | position in the round (probes done / C) | 0 | 1 |
+    | 4 | last reward (capped; 0 at a round start) | -10 | 10 |
+    | 5 | last candidate ratio (p at a round start) | 0 | 1 |
+    | 6 | best-reward ratio so far (p before any probe) | 0 | 1 |
+
+    ## Rewards
+    `improvement` (default): r = L0 - L(candidate), micro-dev token-mean cross-entropy on
+    target tokens; positive means the candidate beats the committed state. `relative`:
+    (L0 - L) / L0. Returned as a Python float.
+
+    ## Starting State
+    The freshly merged adapter, pruned at p_init; a fresh AdamW; the train-row order drawn
+    from the reset seed; K optimizer steps already taken; L0 measured.
+
+    ## Episode End
+    `terminated=True` when the optimizer-step budget is spent (after the last round's commit)
+    or the training loss is NaN/inf (`info["termination"]` says which). Truncation only
+    through `max_episode_steps` (TimeLimit).
+
+    ## Arguments
+    `preset` (tiny/default/paper), `task`, `source`, `target`, `model`, `data_seed` (the
+    target-row draw), `merge_form`, and every `ControllerConfig` field as a keyword.
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        preset: str = "tiny",
+        task: str = "qa",
+        source: str = "en",
+        target: str = "ar",
+        model: str | None = None,
+        data_seed: int = 42,
+        merge_form: str = "reference",
+        render_mode: str | None = None,
+        prepared: Any = None,
+        **controller: Any,
+    ) -> None:
+        """Build the pipeline (cached backbone and adapters) and the spaces."""
+        unknown = set(controller) - set(ControllerConfig.__dataclass_fields__)
+        if unknown:
+            raise TypeError(
+                f"GraspLoRA-v0 got unknown keyword(s) {sorted(unknown)}; fix: use one of "
+                f"{sorted(ControllerConfig.__dataclass_fields__)}"
+            )
+        if render_mode is not None:
+            raise ValueError(f"render_mode={render_mode!r}; fix: GraspLoRA-v0 has no rendering")
+        self.config = ControllerConfig(**controller)
+        if prepared is None:
+            from grasp_env.pipeline import PipelineConfig, prepare
+            from grasp_env.presets import get_preset
+
+            cfg = PipelineConfig(
+                task=task,
+                source=source,
+                target=target,
+                seed=data_seed,
+                merge_form=merge_form,
+                mask_scope=self.config.mask_scope,
+                model=model,
+            )
+            prepared = prepare(get_preset(preset), cfg, progress=False, log=lambda _: None)
+        from grasp_env.process import LoraProcess, ProcessSettings
+
+        self.process = LoraProcess(
+            prepared, ProcessSettings(self.config.micro_dev_size, self.config.mask_scope)
+        )
+        self.budget = self.config.train_steps or prepared.cfg.final_lora.max_steps
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.observation_space = spaces.Box(
+            low=np.array([0, 0, 0, 0, -_REWARD_CAP, 0, 0], dtype=np.float32),
+            high=np.array([1, 1, _LOSS_CAP, 1, _REWARD_CAP, 1, 1], dtype=np.float32),
+            dtype=np.float32,
+        )
+        self._ready = False
+        self._done = False
+
+    # ---------------------------------------------------------------- gym API
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Start a controller run from the freshly merged adapter."""
+        super().reset(seed=seed)
+        run_seed = int(self.np_random.integers(0, 2**31 - 1))
+        self.process.reset(run_seed)
+        self.committed = self.config.p_init
+        self.round_index = 0
+        self.candidates: list[float] = []
+        self.rewards: list[float] = []
+        self.losses: list[float] = []
+        self.history: list[dict[str, Any]] = []
+        self.best_ratio, self.best_reward = self.committed, -math.inf
+        self.last_reward, self.last_ratio = 0.0, self.committed
+        self.termination = ""
+        self.achieved = self.process.commit(self.committed)
+        self._train_round()
+        self._ready, self._done = True, self.termination != ""
+        return self._get_obs(), self._get_info()
+
+    def step(self, action):
+        """Probe one candidate ratio; every C steps close the round (commit, train K, L0)."""
+        if not self._ready:
+            raise RuntimeError("step() called before reset(); fix: call env.reset() first")
+        if self._done:
+            raise RuntimeError("step() called after the episode ended; fix: call env.reset()")
+        ratio = self.config.ratio_of(self._check_action(action))
+        loss = self.process.probe(ratio)
+        reward = self._reward(loss)
+        self.candidates.append(ratio)
+        self.losses.append(loss)
+        self.rewards.append(reward)
+        self.last_reward, self.last_ratio = reward, ratio
+        if reward > self.best_reward:
+            self.best_reward, self.best_ratio = reward, ratio
+        info_probe = {"candidate_ratio": ratio, "candidate_loss": loss}
+        terminated = False
+        if len(self.candidates) == self.config.group_size:
+            self._close_round()
+            terminated = self._done
+        return (
+            self._get_obs(),
+            float(reward),
+            bool(terminated),
+            False,
+            {**self._get_info(), **info_probe},
+        )
+
+    # ---------------------------------------------------------------- results
+
+    def learned_ratio(self, rule: str | None = None) -> float:
+        """p* under `rule` ('best_reward' or 'last_committed'; default: the configured one)."""
+        rule = rule or self.config.pstar_rule
+        if rule not in PSTAR_RULES:
+            raise ValueError(f"p* rule={rule!r} is unknown; fix: use one of {PSTAR_RULES}")
+        if rule == "last_committed" or self.best_reward == -math.inf:
+            return float(self.committed)
+        return float(self.best_ratio)
+
+    def close(self) -> None:
+        """Nothing to release beyond Python objects."""
+
+    # ---------------------------------------------------------------- internals
+
+    def _check_action(self, action: Any) -> float:
+        arr = np.asarray(action)
+        if arr.dtype.kind != "f":
+            raise ValueError(
+                f"action dtype {arr.dtype} is not floating; fix: pass a float32 array of shape (1,)"
+            )
+        if arr.shape != (1,):
+            raise ValueError(f"action shape {arr.shape} != (1,); fix: pass np.array([a])")
+        value = float(arr[0])
+        if not math.isfinite(value):
+            raise ValueError(f"action {value} is not finite; fix: pass a number in [-1, 1]")
+        if not -1.0 <= value <= 1.0:
+            raise ValueError(f"action {value} is outside [-1, 1]; fix: clip it to the space")
+        return value
+
+    def _reward(self, loss: float) -> float:
+        if not math.isfinite(loss):
+            return -_REWARD_CAP
+        gain = self.l0 - loss
+        if self.config.reward_mode == "relative":
+            gain /= max(self.l0, 1e-8)
+        return float(gain)
+
+    def _train_round(self) -> None:
+        k = min(self.config.update_interval, self.budget - self.process.steps_done)
+        losses = self.process.train(k)
+        if any(not math.isfinite(x) for x in losses):
+            self.termination = "diverged: training loss is not finite"
+        self.l0 = self.process.baseline_loss()
+        if not math.isfinite(self.l0):
+            self.termination = "diverged: micro-dev loss is not finite"
+
+    def _close_round(self) -> None:
+        cfg = self.config
+        best = int(np.argmax(self.rewards))
+        old = self.committed
+        move = cfg.commit_rule == "best" or self.rewards[best] >= 0
+        if move:
+            step = float(
+                np.clip(self.candidates[best] - old, -cfg.max_step_delta, cfg.max_step_delta)
+            )
+            self.committed = float(np.clip(old + step, cfg.p_min, cfg.p_max))
+            mask_ratio = self.candidates[best] if cfg.commit_mask == "candidate" else self.committed
+            self.achieved = self.process.commit(mask_ratio)
+        self.history.append(
+            {
+                "round": self.round_index,
+                "step": self.process.steps_done,
+                "candidates": list(self.candidates),
+                "rewards": list(self.rewards),
+                "losses": list(self.losses),
+                "baseline_loss": self.l0,
+                "committed_ratio": self.committed,
+                "achieved_sparsity": self.achieved,
+                "moved": move,
+            }
+        )
+        self.round_index += 1
+        self.candidates, self.rewards, self.losses = [], [], []
+        if self.process.steps_done >= self.budget:
+            self.termination = "budget spent"
+        else:
+            self._train_round()
+        self.last_reward, self.last_ratio = 0.0, self.committed
+        self._done = self.termination != ""
+
+    def _get_obs(self) -> np.ndarray:
+        best = self.best_ratio if self.best_reward > -math.inf else self.committed
+        obs = np.array(
+            [
+                self.committed,
+                min(1.0, self.process.steps_done / self.budget),
+                min(_LOSS_CAP, max(0.0, self.l0)) if math.isfinite(self.l0) else _LOSS_CAP,
+                len(self.candidates) / self.config.group_size,
+                float(np.clip(self.last_reward, -_REWARD_CAP, _REWARD_CAP)),
+                self.last_ratio,
+                best,
+            ],
+            dtype=np.float32,
+        )
+        return obs
+
+    def _get_info(self) -> dict[str, Any]:
+        return {
+            "baseline_loss": self.l0,
+            "committed_ratio": self.committed,
+            "achieved_sparsity": self.achieved,
+            "round": self.round_index,
+            "steps_done": self.process.steps_done,
+            "best_reward_ratio": self.learned_ratio("best_reward"),
+            "termination": self.termination,
+        }
+
+    def config_dict(self) -> dict[str, Any]:
+        """The controller configuration as plain data (for run configs)."""
+        return asdict(self.config)
