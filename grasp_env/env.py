@@ -10,7 +10,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["COMMIT_RULES", "PSTAR_RULES", "REWARD_MODES", "ControllerConfig", "GraspLoRAEnv"]
+__all__ = [
+    "COMMIT_RULES",
+    "PSTAR_RULES",
+    "REWARD_MODES",
+    "ControllerConfig",
+    "GraspLoRAEnv",
+    "commit_ratio",
+]
 
 REWARD_MODES: tuple[str, ...] = ("improvement", "relative")
 COMMIT_RULES: tuple[str, ...] = ("best_nonnegative", "best")
@@ -89,6 +96,27 @@ class ControllerConfig:
     def ratio_of(self, action: float) -> float:
         """Map an action in [-1, 1] linearly onto [p_min, p_max]."""
         return self.p_min + (float(action) + 1.0) * 0.5 * (self.p_max - self.p_min)
+
+
+def commit_ratio(
+    committed: float,
+    candidates: list[float],
+    rewards: list[float],
+    cfg: ControllerConfig,
+) -> tuple[float, bool, int]:
+    """The paper's commit rule for one round.
+
+    b = argmax r; if r_b >= 0 (or always, with commit_rule='best'):
+    p <- clamp(p + clip(rho_b - p, -max_step_delta, +max_step_delta), p_min, p_max).
+
+    Returns:
+        (new committed ratio, whether it moved, index of the best candidate).
+    """
+    best = int(np.argmax(rewards))
+    if cfg.commit_rule != "best" and rewards[best] < 0:
+        return committed, False, best
+    step = float(np.clip(candidates[best] - committed, -cfg.max_step_delta, cfg.max_step_delta))
+    return float(np.clip(committed + step, cfg.p_min, cfg.p_max)), True, best
 
 
 class GraspLoRAEnv(gym.Env):

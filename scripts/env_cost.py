@@ -1,0 +1,93 @@
+"""Measure what a controller round costs: one probe, one optimizer step, one whole round.
+
+    .venv/bin/python scripts/env_cost.py --preset tiny
+    .venv/bin/python scripts/env_cost.py --preset default
+
+Runs one episode of GraspLoRA-v0 with the reference knobs (K=10, C=3, 16 micro-dev rows) and
+uniformly random actions, timing each phase with perf_counter. Prints a markdown row for
+docs/BENCHMARKS.md. Run it alone: a second heavy job on 2 cores distorts every number.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import tyro  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Args:
+    """Time the phases of a controller round."""
+
+    preset: str = "tiny"
+    """Preset to measure."""
+    task: str = "qa"
+    """qa or summarization."""
+    target: str = "ar"
+    """Target language."""
+    train_steps: int = 60
+    """Optimizer-step budget of the measured episode (6 rounds at K=10)."""
+    seed: int = 0
+    """Seed of the episode and of the random actions."""
+
+
+def main(args: Args) -> None:
+    """Run one timed episode and print the per-phase costs."""
+    from grasp_env.env import GraspLoRAEnv
+    from grasp_env.pipeline import PipelineConfig, prepare
+    from grasp_env.presets import get_preset
+
+    prep = prepare(
+        get_preset(args.preset),
+        PipelineConfig(task=args.task, target=args.target),
+        progress=False,
+        log=lambda _: None,
+    )
+    env = GraspLoRAEnv(prepared=prep, train_steps=args.train_steps)
+    proc = env.process
+    timings: dict[str, list[float]] = {"probe": [], "train_step": [], "baseline": [], "commit": []}
+    for name in ("probe", "baseline_loss", "commit", "train"):
+        original = getattr(proc, name)
+
+        def timed(*a, _f=original, _n=name, **kw):
+            t = time.perf_counter()
+            out = _f(*a, **kw)
+            dt = time.perf_counter() - t
+            if _n == "train":
+                if a and a[0]:
+                    timings["train_step"].append(dt / a[0])
+            else:
+                timings[{"baseline_loss": "baseline"}.get(_n, _n)].append(dt)
+            return out
+
+        setattr(proc, name, timed)
+    rng = np.random.default_rng(args.seed)
+    t0 = time.perf_counter()
+    env.reset(seed=args.seed)
+    done = False
+    while not done:
+        _, _, done, _, _ = env.step(rng.uniform(-1, 1, size=1).astype(np.float32))
+    total = time.perf_counter() - t0
+    rounds = len(env.history)
+    probe = statistics.median(timings["probe"])
+    step = statistics.median(timings["train_step"])
+    base = statistics.median(timings["baseline"])
+    k, c = env.config.update_interval, env.config.group_size
+    round_cost = k * step + base + c * probe + statistics.median(timings["commit"])
+    share = (base + c * probe) / round_cost
+    print(
+        f"| {args.preset} | {args.task} {args.target} | {probe * 1000:.0f} ms | "
+        f"{step * 1000:.0f} ms | {probe / step:.1f} | {round_cost:.2f} s | {share:.0%} | "
+        f"{rounds} rounds in {total:.1f} s |"
+    )
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))

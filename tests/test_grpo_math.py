@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from agents.grpo_math import GaussianPolicy, group_advantages, reference_update
+from grasp_env.env import ControllerConfig, commit_ratio
+
+
+def test_advantages_hand_computed_for_each_scale_mode():
+    r = np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    # group 1: mean 2, centred (-1, 0, 1), unbiased std 1; group 2: zero std
+    adv, frac = group_advantages(r, "none")
+    np.testing.assert_allclose(adv, [[-1, 0, 1], [0, 0, 0]])
+    assert frac == 0.5
+    adv, _ = group_advantages(r, "group")
+    np.testing.assert_allclose(adv, [[-1 / 1.0001, 0, 1 / 1.0001], [0, 0, 0]])
+    # batch std over (1,2,3,5,5,5): mean 3.5, sum sq dev = 6.25+2.25+0.25+3*2.25 = 15.5,
+    # unbiased var = 3.1
+    adv, _ = group_advantages(r, "batch")
+    np.testing.assert_allclose(adv[0], np.array([-1, 0, 1]) / (np.sqrt(3.1) + 1e-4))
+    with pytest.raises(ValueError, match="scale_rewards='std'"):
+        group_advantages(r, "std")
+    with pytest.raises(ValueError, match="group_size >= 2"):
+        group_advantages(np.array([[1.0]]), "none")
+
+
+def test_reference_update_hand_computed():
+    # mu 0.4, sigma 0.1 (D = 0.01), rho (0.3, 0.5), centred advantages (-1, +1), p = 0.4
+    policy = GaussianPolicy(0.4, 0.1)
+    new = reference_update(policy, np.array([0.3, 0.5]), np.array([-1.0, 1.0]), committed=0.4)
+    # g_mu = mean(-1 * -0.1/0.01, 1 * 0.1/0.01) = mean(10, 10) = 10 -> mu = 0.4 + 0.05 * 10 = 0.9
+    # clamped to p_max 0.8
+    assert new.mu == pytest.approx(0.8)
+    # g_sigma = mean(-1 * (1 - 1), 1 * (1 - 1)) = 0 -> sigma = 0.1 + 0 + 0.01
+    assert new.sigma == pytest.approx(0.11)
+    # KL pull: mu 0.5, p 0.3, zero advantages -> mu = 0.5 - 0.05 * 0.05 * 0.2 = 0.4995
+    new = reference_update(GaussianPolicy(0.5, 0.2), np.array([0.3, 0.6]), np.zeros(2), 0.3)
+    assert new.mu == pytest.approx(0.4995)
+    assert new.sigma == pytest.approx(0.21)
+
+
+def test_commit_rule_bounded_step_and_nonnegative_reward():
+    cfg = ControllerConfig()
+    assert commit_ratio(0.4, [0.75, 0.2], [0.3, 0.1], cfg) == (pytest.approx(0.5), True, 0)
+    assert commit_ratio(0.4, [0.35, 0.2], [0.3, 0.1], cfg) == (pytest.approx(0.35), True, 0)
+    assert commit_ratio(0.4, [0.1, 0.7], [-0.2, -0.1], cfg) == (0.4, False, 1)
+    always = ControllerConfig(commit_rule="best")
+    assert commit_ratio(0.4, [0.1, 0.7], [-0.2, -0.1], always) == (pytest.approx(0.5), True, 1)
+    assert commit_ratio(0.75, [0.8, 0.8], [1.0, 0.5], cfg)[0] == pytest.approx(0.8)
