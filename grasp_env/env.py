@@ -21,7 +21,7 @@ __all__ = [
 
 REWARD_MODES: tuple[str, ...] = ("improvement", "relative")
 COMMIT_RULES: tuple[str, ...] = ("best_nonnegative", "best")
-PSTAR_RULES: tuple[str, ...] = ("best_reward", "last_committed")
+PSTAR_RULES: tuple[str, ...] = ("fit", "best_reward", "last_committed")
 COMMIT_MASKS: tuple[str, ...] = ("committed", "candidate")
 
 _LOSS_CAP = 20.0
@@ -56,9 +56,11 @@ class ControllerConfig:
     commit_mask: str = "committed"
     """Mask built at the 'committed' (clipped) ratio, or at the 'candidate' ratio as the
     reference code does (its recorded ratio and real sparsity then disagree)."""
-    pstar_rule: str = "best_reward"
-    """'best_reward' (the paper: candidate with the largest reward of the run) or
-    'last_committed'."""
+    pstar_rule: str = "fit"
+    """'fit' (argmin of a quadratic fitted to every probe of the run, round fixed effects:
+    grasp_env.pstar), 'best_reward' (the paper: the candidate with the largest single reward)
+    or 'last_committed'. 'fit' is the default on the strength of scripts/pstar_simulation.py
+    (docs/BENCHMARKS.md)."""
     mask_scope: str = "per_tensor"
     """'per_tensor' (reference) or 'global'."""
 
@@ -182,6 +184,7 @@ class GraspLoRAEnv(gym.Env):
         merge_form: str = "reference",
         render_mode: str | None = None,
         prepared: Any = None,
+        process: Any = None,
         **controller: Any,
     ) -> None:
         """Build the pipeline (cached backbone and adapters) and the spaces."""
@@ -194,26 +197,34 @@ class GraspLoRAEnv(gym.Env):
         if render_mode is not None:
             raise ValueError(f"render_mode={render_mode!r}; fix: GraspLoRA-v0 has no rendering")
         self.config = ControllerConfig(**controller)
-        if prepared is None:
-            from grasp_env.pipeline import PipelineConfig, prepare
-            from grasp_env.presets import get_preset
+        if process is not None:
+            # A stand-in process (grasp_env.synthetic) for controller analysis and agent unit
+            # tests; never for the demo or a benchmark.
+            if self.config.train_steps is None:
+                raise ValueError("train_steps=None with a custom process; fix: pass train_steps")
+            self.process = process
+            self.budget = self.config.train_steps
+        else:
+            if prepared is None:
+                from grasp_env.pipeline import PipelineConfig, prepare
+                from grasp_env.presets import get_preset
 
-            cfg = PipelineConfig(
-                task=task,
-                source=source,
-                target=target,
-                seed=data_seed,
-                merge_form=merge_form,
-                mask_scope=self.config.mask_scope,
-                model=model,
+                cfg = PipelineConfig(
+                    task=task,
+                    source=source,
+                    target=target,
+                    seed=data_seed,
+                    merge_form=merge_form,
+                    mask_scope=self.config.mask_scope,
+                    model=model,
+                )
+                prepared = prepare(get_preset(preset), cfg, progress=False, log=lambda _: None)
+            from grasp_env.process import LoraProcess, ProcessSettings
+
+            self.process = LoraProcess(
+                prepared, ProcessSettings(self.config.micro_dev_size, self.config.mask_scope)
             )
-            prepared = prepare(get_preset(preset), cfg, progress=False, log=lambda _: None)
-        from grasp_env.process import LoraProcess, ProcessSettings
-
-        self.process = LoraProcess(
-            prepared, ProcessSettings(self.config.micro_dev_size, self.config.mask_scope)
-        )
-        self.budget = self.config.train_steps or prepared.cfg.final_lora.max_steps
+            self.budget = self.config.train_steps or prepared.cfg.final_lora.max_steps
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.observation_space = spaces.Box(
             low=np.array([0, 0, 0, 0, -_REWARD_CAP, 0, 0], dtype=np.float32),
@@ -275,13 +286,30 @@ class GraspLoRAEnv(gym.Env):
     # ---------------------------------------------------------------- results
 
     def learned_ratio(self, rule: str | None = None) -> float:
-        """p* under `rule` ('best_reward' or 'last_committed'; default: the configured one)."""
+        """p* under `rule` (one of PSTAR_RULES; default: the configured one).
+
+        'fit' needs probes at three distinct ratios; before that it answers like
+        'last_committed'.
+        """
         rule = rule or self.config.pstar_rule
         if rule not in PSTAR_RULES:
             raise ValueError(f"p* rule={rule!r} is unknown; fix: use one of {PSTAR_RULES}")
+        if rule == "fit":
+            fit = self.pstar_fit()
+            return float(fit.ratio) if fit is not None else float(self.committed)
         if rule == "last_committed" or self.best_reward == -math.inf:
             return float(self.committed)
         return float(self.best_ratio)
+
+    def pstar_fit(self):
+        """The quadratic fit behind the 'fit' rule over the finished rounds (or None)."""
+        from grasp_env.pstar import fit_pstar
+
+        rounds = [
+            (h["baseline_ratio"], h["baseline_loss"], h["candidates"], h["losses"])
+            for h in self.history
+        ]
+        return fit_pstar(rounds, self.config.p_min, self.config.p_max)
 
     def close(self) -> None:
         """Nothing to release beyond Python objects."""
@@ -322,14 +350,13 @@ class GraspLoRAEnv(gym.Env):
 
     def _close_round(self) -> None:
         cfg = self.config
-        best = int(np.argmax(self.rewards))
-        old = self.committed
-        move = cfg.commit_rule == "best" or self.rewards[best] >= 0
+        baseline_ratio = self.committed
+        self.committed, move, best = commit_ratio(
+            self.committed, self.candidates, self.rewards, cfg
+        )
         if move:
-            step = float(
-                np.clip(self.candidates[best] - old, -cfg.max_step_delta, cfg.max_step_delta)
-            )
-            self.committed = float(np.clip(old + step, cfg.p_min, cfg.p_max))
+            # The mask follows the committed (clipped) ratio; 'candidate' keeps the reference
+            # code's behaviour, where recorded ratio and real sparsity disagree.
             mask_ratio = self.candidates[best] if cfg.commit_mask == "candidate" else self.committed
             self.achieved = self.process.commit(mask_ratio)
         self.history.append(
@@ -339,6 +366,7 @@ class GraspLoRAEnv(gym.Env):
                 "candidates": list(self.candidates),
                 "rewards": list(self.rewards),
                 "losses": list(self.losses),
+                "baseline_ratio": baseline_ratio,
                 "baseline_loss": self.l0,
                 "committed_ratio": self.committed,
                 "achieved_sparsity": self.achieved,
