@@ -1,7 +1,14 @@
-"""Proposal strategies for the GraspLoRA environment (the GRPO controller and baselines).
+"""Proposal strategies for the GraspLoRA environment.
 
-Agents see the environment only through the Gymnasium API. The GRPO controller arrives with
-issue 5, the Stable-Baselines3, random, Optuna and fixed-ratio baselines with issue 6.
+Every agent exposes the same surface (`learn`, `predict`, `save`, `load`) and is built from the
+name -> factory registry `AGENTS`, so one runner and one evaluation path serve them all.
+Agents see the environment only through the Gymnasium API. Baselines (Stable-Baselines3,
+random, Optuna, fixed) arrive with issue 6.
 """
 
-__all__: list[str] = []
+from agents.grpo import GRPOConfig, GRPOController
+
+AGENTS = {"grpo": GRPOController}
+"""Agent name -> class (constructor takes the env and an optional config)."""
+
+__all__ = ["AGENTS", "GRPOConfig", "GRPOController"]

@@ -247,6 +247,7 @@ class GraspLoRAEnv(gym.Env):
         self.rewards: list[float] = []
         self.losses: list[float] = []
         self.history: list[dict[str, Any]] = []
+        self.train_losses: list[float] = []
         self.best_ratio, self.best_reward = self.committed, -math.inf
         self.last_reward, self.last_ratio = 0.0, self.committed
         self.termination = ""
@@ -342,6 +343,7 @@ class GraspLoRAEnv(gym.Env):
     def _train_round(self) -> None:
         k = min(self.config.update_interval, self.budget - self.process.steps_done)
         losses = self.process.train(k)
+        self.train_losses.extend(losses)
         if any(not math.isfinite(x) for x in losses):
             self.termination = "diverged: training loss is not finite"
         self.l0 = self.process.baseline_loss()

@@ -1,96 +1,188 @@
-"""Main job of GRASP LoRA Gym.
+"""Main job: learn the prune ratio with a controller, then the final run at the learned ratio.
 
-Today it runs what exists of the pipeline (issue 2, the foundation): it builds or loads the cached
-backbone of the preset, loads the task data of every language and prints sample rows and prompts.
-The controller run and final run arrive with the environment and agent issues (4, 5).
-
-    python runners/train_agent.py                      # embedded default: QA, en -> ar
+    python runners/train_agent.py                                   # embedded default, QA en->ar
     python runners/train_agent.py --preset tiny --task summarization --target zh
+    python runners/train_agent.py --pstar-rule best_reward          # the paper's p* rule
+
+Sections: parse config, seed, build (backbone, adapters, merge: cached), controller episode in
+GraspLoRA-v0, choose p*, final run at p*, evaluate on the target test split, save, close.
+Writes runs/<run-name>/: TensorBoard events, config.json, history.jsonl (one object per round),
+metrics.json and adapter/ (loadable with peft.PeftModel.from_pretrained).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Annotated
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tyro  # noqa: E402
 
-from grasp_env.data import DataError, load_source_splits, load_target_splits  # noqa: E402
-from grasp_env.data.prompts import prompt_pieces, target_text, tokenize_row  # noqa: E402
-from grasp_env.presets import get_preset, load_preset_backbone  # noqa: E402
+from agents import AGENTS, GRPOConfig  # noqa: E402
+from grasp_env.data import DataError  # noqa: E402
+from grasp_env.env import ControllerConfig, GraspLoRAEnv  # noqa: E402
+from grasp_env.pipeline import PipelineConfig, final_run, prepare  # noqa: E402
+from grasp_env.presets import get_preset  # noqa: E402
+from grasp_env.runs import RoundLogger, RunDirError, make_run_dir, write_json  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Args:
-    """Build the backbone and show the embedded tasks (the main job's foundation)."""
+    """Learn the prune ratio of a merged cross-lingual LoRA online, then prune at it."""
 
     preset: str = "default"
-    """Scale of the run: tiny (seconds), default (embedded demo), paper (GPU, hub data)."""
+    """Scale: tiny (seconds), default (embedded demo), paper (GPU, hub data)."""
     task: str = "qa"
     """Task family: qa or summarization."""
     source: str = "en"
-    """Source language of the merge (the high-resource adapter)."""
+    """Source language (the high-resource adapter)."""
     target: str = "ar"
     """Target language (50 training rows)."""
-    seed: int = 42
-    """Seed of the target-row draw."""
     model: str | None = None
-    """Backbone override: a hub id, a local directory or 'tiny' (the preset's own)."""
-    samples: int = 3
-    """Sample rows printed per language."""
-
-
-def show_language(args: Args, lang: str, tokenizer, preset) -> None:
-    """Print split sizes and sample rows of one language."""
-    source = preset.data_source[args.task]
-    if lang == args.source:
-        n_train, n_dev = preset.source_sizes[args.task]
-        splits = load_source_splits(
-            source, args.task, lang, args.seed, n_train, n_dev, preset.embedded
-        )
-    else:
-        splits = load_target_splits(
-            source, args.task, lang, args.seed, preset.sizes, preset.embedded
-        )
-    print(f"\n=== {args.task} / {lang}: {splits.sizes()}")
-    for row in splits.train[: args.samples]:
-        head, long, tail = prompt_pieces(row, args.task, lang)
-        enc = tokenize_row(tokenizer, row, args.task, lang, preset.max_length)
-        print(json.dumps(row, ensure_ascii=False))
-        print(f"  prompt: {(head + long + tail)!r}")
-        print(
-            f"  target: {target_text(row, args.task, lang)!r}  "
-            f"({len(enc['input_ids'])} tokens, {enc['prompt_length']} in the prompt)"
-        )
+    """Backbone override: hub id, local directory or 'tiny'."""
+    seed: int = 42
+    """Seed of the target rows, adapters, data order and controller."""
+    agent: str = "grpo"
+    """Controller: one of the agents registry's names."""
+    merge_form: str = "reference"
+    """reference ((B_s+B_t)(A_s+A_t), no scaling) or sum (scaled sum of deltas)."""
+    out_dir: Path = Path("runs")
+    """Parent directory of run directories."""
+    run_name: str | None = None
+    """Run directory name (default: <agent>-<task>-<source>-<target>-s<seed>)."""
+    overwrite: bool = False
+    """Replace the files of an existing run directory."""
+    controller: Annotated[ControllerConfig, tyro.conf.OmitArgPrefixes] = field(
+        default_factory=ControllerConfig
+    )
+    """Controller-run knobs (the env's)."""
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    """GRPO policy settings."""
 
 
 def main(args: Args) -> int:
-    """Build, load and show."""
+    """Run the controller episode and the final run; write the run directory."""
+    if args.agent not in AGENTS:
+        raise ValueError(f"--agent {args.agent!r} is unknown; fix: use one of {sorted(AGENTS)}")
     preset = get_preset(args.preset)
+    name = args.run_name or f"{args.agent}-{args.task}-{args.source}-{args.target}-s{args.seed}"
+    run_dir = make_run_dir(args.out_dir, name, args.overwrite)
     t0 = time.perf_counter()
-    _, tokenizer, where = load_preset_backbone(preset, args.model)
-    print(f"backbone ready in {time.perf_counter() - t0:.1f} s: {where}")
-    info = Path(where) / "build_info.json"
-    if info.is_file():
-        build = json.loads(info.read_text())
-        print(
-            f"  {build['parameters']:,} parameters, held-out LM loss "
-            f"{build['heldout_loss_final']:.3f}, cold build {build['build_seconds']:.0f} s"
+
+    # build: backbone, data, source/target adapters (cached), merge
+    cfg = PipelineConfig(
+        task=args.task,
+        source=args.source,
+        target=args.target,
+        seed=args.seed,
+        merge_form=args.merge_form,
+        mask_scope=args.controller.mask_scope,
+        model=args.model,
+    )
+    prep = prepare(preset, cfg)
+    t_prep = time.perf_counter() - t0
+    config = {**asdict(args), "out_dir": str(args.out_dir), "backbone": prep.backbone}
+    write_json(run_dir / "config.json", config)
+    logger = RoundLogger(run_dir, config)
+
+    # controller run
+    t1 = time.perf_counter()
+    env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
+    grpo = args.grpo if args.grpo.seed is not None else replace(args.grpo, seed=args.seed)
+    agent = AGENTS[args.agent](env, grpo)
+    seen_losses = 0
+
+    def on_round(record: dict) -> None:
+        nonlocal seen_losses
+        last = env.history[-1]
+        losses = env.train_losses[seen_losses:]
+        seen_losses = len(env.train_losses)
+        logger.round(
+            {
+                "round": last["round"],
+                "step": last["step"],
+                "ratios": last["candidates"],
+                "rewards": last["rewards"],
+                "candidate_losses": last["losses"],
+                "baseline_ratio": last["baseline_ratio"],
+                "baseline_loss": last["baseline_loss"],
+                "mu": record["mu"],
+                "sigma": record["sigma"],
+                "frac_reward_zero_std": record["frac_reward_zero_std"],
+                "committed_ratio": last["committed_ratio"],
+                "achieved_sparsity": last["achieved_sparsity"],
+                "learned_ratio": env.learned_ratio(),
+                "train_losses": losses,
+            }
         )
-    for lang in dict.fromkeys([args.source, args.target, "en", "ar", "zh"]):
-        show_language(args, lang, tokenizer, preset)
-    print("\nThe controller run and final run are not built yet (issues 4 and 5).")
+
+    agent.learn(seed=args.seed, callback=on_round)
+    pstar = env.learned_ratio()
+    controller_s = time.perf_counter() - t1
+    print(
+        f"controller: {len(env.history)} rounds, p* = {pstar:.4f} "
+        f"({args.controller.pstar_rule}); best-reward {env.learned_ratio('best_reward'):.4f}, "
+        f"last committed {env.learned_ratio('last_committed'):.4f}  [{controller_s:.1f} s]"
+    )
+
+    # final run at p*
+    t2 = time.perf_counter()
+    run = final_run(prep, pstar, "merged", progress=True, keep_model=True)
+    run.model.save_pretrained(run_dir / "adapter")
+    final_s = time.perf_counter() - t2
+    total_s = time.perf_counter() - t0
+
+    metrics = {
+        "agent": args.agent,
+        "preset": preset.name,
+        "task": args.task,
+        "source": args.source,
+        "target": args.target,
+        "seed": args.seed,
+        "backbone": prep.backbone,
+        "learned_ratio": pstar,
+        "pstar_rule": args.controller.pstar_rule,
+        "learned_ratio_by_rule": {
+            r: env.learned_ratio(r) for r in ("fit", "best_reward", "last_committed")
+        },
+        "test": run.test,
+        "test_loss": run.test_loss,
+        "dev_loss": run.dev_loss,
+        "rounds": len(env.history),
+        "termination": env.termination,
+        "timings": {
+            "prepare_s": t_prep,
+            **prep.timings,
+            "controller_s": controller_s,
+            "final_s": final_s,
+            "total_s": total_s,
+        },
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    logger.final(
+        {**run.test, "test_loss": run.test_loss, "learned_ratio": pstar},
+        {k: v for k, v in config.items() if not isinstance(v, dict)},
+        env.process.steps_done,
+    )
+    env.close()
+    print(
+        f"p* = {pstar:.4f}; test {', '.join(f'{k} {v:.2f}' for k, v in run.test.items())}; "
+        f"test NLL {run.test_loss:.4f}"
+    )
+    print(
+        f"time: prepare {t_prep:.1f} s, controller {controller_s:.1f} s, final "
+        f"{final_s:.1f} s, total {total_s:.1f} s -> {run_dir}"
+    )
     return 0
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main(tyro.cli(Args)))
-    except (DataError, ValueError) as err:
+    except (DataError, RunDirError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -46,3 +46,31 @@ def test_commit_rule_bounded_step_and_nonnegative_reward():
     always = ControllerConfig(commit_rule="best")
     assert commit_ratio(0.4, [0.1, 0.7], [-0.2, -0.1], always) == (pytest.approx(0.5), True, 1)
     assert commit_ratio(0.75, [0.8, 0.8], [1.0, 0.5], cfg)[0] == pytest.approx(0.8)
+
+
+def test_grpo_controller_updates_once_per_round_and_learns_a_synthetic_optimum(tmp_path):
+    from agents import AGENTS, GRPOConfig
+    from grasp_env.env import GraspLoRAEnv
+    from grasp_env.synthetic import SyntheticProcess
+
+    hits = 0
+    for seed in range(10):
+        env = GraspLoRAEnv(process=SyntheticProcess(0.66), train_steps=250, update_interval=10)
+        rounds = []
+        agent = AGENTS["grpo"](env, GRPOConfig(seed=seed)).learn(seed=seed, callback=rounds.append)
+        assert len(rounds) == 25 and all(len(r["ratios"]) == 3 for r in rounds)
+        hits += abs(env.learned_ratio() - 0.66) <= 0.05
+    assert hits >= 9
+    agent.save(tmp_path / "grpo.json")
+    again = AGENTS["grpo"].load(tmp_path / "grpo.json", env)
+    assert again.policy == agent.policy
+
+
+def test_grpo_controller_rejects_a_group_size_mismatch():
+    from agents import GRPOConfig, GRPOController
+    from grasp_env.env import GraspLoRAEnv
+    from grasp_env.synthetic import SyntheticProcess
+
+    env = GraspLoRAEnv(process=SyntheticProcess(0.5), train_steps=20, group_size=4)
+    with pytest.raises(ValueError, match="num_generations=3 but the env's group_size=4"):
+        GRPOController(env, GRPOConfig())

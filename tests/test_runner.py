@@ -1,7 +1,10 @@
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -13,32 +16,117 @@ def _run(*args, cache):
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        timeout=900,
     )
 
 
-def test_main_job_runs_on_the_tiny_preset(isolated_cache, tiny_backbone_dir):
-    out = _run(
-        "--preset",
-        "tiny",
-        "--task",
-        "summarization",
-        "--target",
-        "zh",
-        "--samples",
-        "1",
-        cache=isolated_cache,
+@pytest.fixture(scope="module")
+def two_runs(isolated_cache, tiny_backbone_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    results = []
+    for name in ("a", "b"):
+        proc = _run(
+            "--preset",
+            "tiny",
+            "--train-steps",
+            "20",
+            "--update-interval",
+            "5",
+            "--out-dir",
+            str(out),
+            "--run-name",
+            name,
+            cache=isolated_cache,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results.append(out / name)
+    return results
+
+
+def test_main_job_writes_the_run_directory(two_runs):
+    run = two_runs[0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("agent", "task", "source", "target", "seed", "learned_ratio", "test", "timings"):
+        assert key in metrics
+    assert set(metrics["timings"]) >= {"controller_s", "final_s", "total_s"}
+    assert 0.1 <= metrics["learned_ratio"] <= 0.8 and metrics["rounds"] == 4
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert [h["round"] for h in history] == [0, 1, 2, 3]
+    for h in history:
+        assert {
+            "step",
+            "ratios",
+            "rewards",
+            "baseline_loss",
+            "mu",
+            "sigma",
+            "committed_ratio",
+        } <= set(h)
+    config = json.loads((run / "config.json").read_text())
+    assert config["controller"]["train_steps"] == 20
+
+
+def test_tensorboard_has_the_documented_tags(two_runs):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(two_runs[0]))
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    for tag in (
+        "rewards/mean",
+        "rewards/std",
+        "rewards/max",
+        "rewards/frac_reward_zero_std",
+        "controller/mu",
+        "controller/sigma",
+        "controller/committed_ratio",
+        "env/baseline_loss",
+        "losses/train",
+        "eval/em",
+        "eval/test_loss",
+    ):
+        assert tag in scalars, tag
+    assert "controller/candidate_ratios" in acc.Tags()["histograms"]
+    assert len(acc.Scalars("controller/mu")) == 4
+
+
+def test_same_seed_same_learned_ratio(two_runs):
+    a, b = (json.loads((r / "metrics.json").read_text()) for r in two_runs)
+    assert a["learned_ratio"] == b["learned_ratio"]
+    assert a["test"] == b["test"]
+
+
+def test_saved_adapter_reloads_and_reproduces_the_test_metric(two_runs, tiny_backbone_dir):
+    from peft import PeftModel
+
+    from grasp_env.backbone import load_backbone
+    from grasp_env.data import load_target_splits
+    from grasp_env.lm import encode_rows, evaluate_loss, generate
+    from grasp_env.metrics import qa_metrics
+    from grasp_env.presets import get_preset
+
+    metrics = json.loads((two_runs[0] / "metrics.json").read_text())
+    preset = get_preset("tiny")
+    base, tok = load_backbone(tiny_backbone_dir)
+    model = PeftModel.from_pretrained(base, two_runs[0] / "adapter").eval()
+    splits = load_target_splits("embedded", "qa", "ar", 42, preset.sizes, preset.embedded)
+    test = encode_rows(tok, splits.test, "qa", "ar", preset.max_length)
+    assert evaluate_loss(model, test, tok.pad_token_id) == pytest.approx(
+        metrics["test_loss"], rel=1e-5
     )
-    assert out.returncode == 0, out.stderr
-    assert "backbone ready" in out.stdout
-    for lang in ("en", "ar", "zh"):
-        assert f"=== summarization / {lang}:" in out.stdout
-    assert "摘要：" in out.stdout and "الملخص:" in out.stdout
+    preds = generate(
+        model, tok, splits.test, "qa", "ar", preset.max_length, preset.max_new_tokens["qa"]
+    )
+    assert qa_metrics(preds, [r["answers"]["text"] for r in splits.test], "ar") == metrics["test"]
 
 
-def test_bad_flag_values_exit_2_without_traceback(isolated_cache):
-    out = _run("--preset", "huge", cache=isolated_cache)
-    assert out.returncode == 2
-    assert "preset='huge'" in out.stderr and "Traceback" not in out.stderr
-    out = _run("--seed", "abc", cache=isolated_cache)
-    assert out.returncode == 2 and "Traceback" not in out.stderr
+def test_bad_flag_values_exit_2_without_traceback(isolated_cache, tmp_path):
+    for args, expected in (
+        (["--preset", "huge"], "preset='huge'"),
+        (["--agent", "dqn"], "--agent 'dqn' is unknown"),
+        (["--p-min", "0.9", "--p-max", "0.2"], "p_min=0.9, p_max=0.2"),
+        (["--seed", "abc"], ""),
+    ):
+        out = _run(*args, "--out-dir", str(tmp_path), cache=isolated_cache)
+        assert out.returncode == 2, (args, out.stderr[-500:])
+        assert expected in out.stderr and "Traceback" not in out.stderr
