@@ -130,3 +130,29 @@ def test_bad_flag_values_exit_2_without_traceback(isolated_cache, tmp_path):
         out = _run(*args, "--out-dir", str(tmp_path), cache=isolated_cache)
         assert out.returncode == 2, (args, out.stderr[-500:])
         assert expected in out.stderr and "Traceback" not in out.stderr
+
+
+def test_analyze_reads_event_files_and_draws(two_runs, tmp_path):
+    out = tmp_path / "a.png"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "runners" / "analyze.py"),
+            *map(str, two_runs),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert out.stat().st_size > 5000
+    assert "| a | 4 |" in proc.stdout and "| b | 4 |" in proc.stdout
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "runners" / "analyze.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "no TensorBoard event files" in bad.stderr
