@@ -22,9 +22,17 @@ from grasp_env.adapters import (
     merge_lora_states,
 )
 from grasp_env.data import load_source_splits, load_target_splits
-from grasp_env.lm import EncodedSplit, encode_rows, evaluate_loss, generate, reference_texts
+from grasp_env.lm import (
+    EncodedSplit,
+    collate,
+    encode_rows,
+    evaluate_loss,
+    generate,
+    reference_texts,
+)
 from grasp_env.metrics import qa_metrics, summary_metrics
 from grasp_env.presets import Preset, load_preset_backbone
+from grasp_env.pruning import input_aware_importance
 
 __all__ = ["ARMS", "PipelineConfig", "Prepared", "RunResult", "final_run", "prepare", "score"]
 
@@ -50,6 +58,12 @@ class PipelineConfig:
     """'reference' ((B_s+B_t)(A_s+A_t), no scaling) or 'sum' (scaled sum of deltas)."""
     mask_scope: str = "per_tensor"
     """'per_tensor' (reference) or 'global'."""
+    final_importance: str = "magnitude"
+    """Final-run importance: 'magnitude' (|w|, what the controller probes with) or
+    'input_aware' (the reference final run's Adaptive LoRA Merge score |dS/dW|)."""
+    final_rebuild_every: int = 0
+    """Rebuild the final-run mask from fresh importance every this many steps (0: never; the
+    reference's input-aware allocator re-applies every step: 1)."""
     source_lora: LoraTrainConfig | None = None
     """Source LoRA recipe; None takes the preset's."""
     target_lora: LoraTrainConfig | None = None
@@ -297,7 +311,18 @@ def final_run(
     lora = lora or cfg.final_lora
     t0 = time.perf_counter()
     model = start_model(prep, arm)
-    prune = PruneSpec(ratio, cfg.mask_scope) if ratio > 0 else None
+    prune = None
+    if ratio > 0:
+        importance = None
+        if cfg.final_importance == "input_aware":
+            enc = prep.encoded["train"].encodings
+            batches = [collate(enc[i : i + 16], prep.pad_id) for i in range(0, len(enc), 16)]
+            importance = input_aware_importance(model, batches)
+        elif cfg.final_importance != "magnitude":
+            raise ValueError(
+                f"final_importance={cfg.final_importance!r}; fix: use 'magnitude' or 'input_aware'"
+            )
+        prune = PruneSpec(ratio, cfg.mask_scope, importance, cfg.final_rebuild_every)
     result = fit(
         model,
         prep.encoded["train"],

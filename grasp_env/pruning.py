@@ -20,6 +20,8 @@ __all__ = [
     "SCOPES",
     "apply_masks",
     "build_masks",
+    "input_aware_importance",
+    "input_norms",
     "lora_parameters",
     "magnitude_importance",
     "reset_optimizer_state",
@@ -134,3 +136,71 @@ def sparsity(params: dict[str, Any]) -> float:
     zeros = sum(int((p == 0).sum()) for p in params.values())
     total = sum(p.numel() for p in params.values())
     return zeros / max(total, 1)
+
+
+def input_norms(model: Any, batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per LoRA module: the L2 norm of every input feature over all tokens of `batches`.
+
+    Padding positions are excluded. Used by the input-aware importance below.
+    """
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    sums: dict[str, Any] = {}
+    handles = []
+    current_mask: dict[str, Any] = {}
+
+    def hook(name: str):
+        def fn(module, inputs):
+            x = inputs[0].detach().float()
+            mask = current_mask["m"].unsqueeze(-1).to(x.dtype)
+            sq = (x.pow(2) * mask).sum(dim=(0, 1))
+            sums[name] = sums.get(name, 0) + sq
+
+        return fn
+
+    for name, module in model.named_modules():
+        if isinstance(module, LoraLayer):
+            handles.append(module.register_forward_pre_hook(hook(name)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                current_mask["m"] = batch["attention_mask"]
+                model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    finally:
+        for h in handles:
+            h.remove()
+        if was_training:
+            model.train()
+    return {name: s.sqrt() for name, s in sums.items()}
+
+
+def input_aware_importance(model: Any, batches: list[dict[str, Any]]) -> Callable:
+    """The reference final-run allocator's importance (Adaptive LoRA Merge): |dS/dW|.
+
+    S = sum_ij |(B A)_ij| * ||x_j||, with ||x_j|| the norm of input feature j over the train
+    split (recomputed at every call: a forward pass over `batches`). Returns a function usable
+    as `build_masks(..., importance=...)`.
+    """
+    import torch
+
+    def importance(params: dict[str, Any]) -> dict[str, Any]:
+        norms = input_norms(model, batches)
+        scores: dict[str, Any] = {}
+        for module_name, xnorm in norms.items():
+            a_keys = [k for k in params if k.startswith(module_name + ".lora_A.")]
+            b_keys = [k for k in params if k.startswith(module_name + ".lora_B.")]
+            for a_key, b_key in zip(a_keys, b_keys, strict=True):
+                a = params[a_key].detach().float().clone().requires_grad_(True)
+                b = params[b_key].detach().float().clone().requires_grad_(True)
+                s = ((b @ a).abs() * xnorm.unsqueeze(0)).sum()
+                grad_a, grad_b = torch.autograd.grad(s, [a, b])
+                scores[a_key], scores[b_key] = grad_a.abs(), grad_b.abs()
+        missing = set(params) - set(scores)
+        if missing:
+            raise ValueError(f"no input statistics for {sorted(missing)[:2]}: not LoRA layers?")
+        return scores
+
+    return importance

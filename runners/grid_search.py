@@ -52,6 +52,10 @@ class Args:
     """Extra arms: target_only, target_only_pruned, merged_no_prune."""
     merge_form: str = "reference"
     """reference or sum."""
+    importance: str = "magnitude"
+    """Final-run importance: magnitude or input_aware (the reference's final-run allocator)."""
+    rebuild_every: int = 0
+    """Rebuild the final-run mask every this many steps (0: never; reference input-aware: 1)."""
     out_dir: Path = Path("runs")
     """Parent directory of run directories."""
     run_name: str | None = None

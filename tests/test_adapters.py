@@ -169,3 +169,51 @@ def test_adapter_cache_reuses_and_rebuilds_corrupted_entries(backbone, isolated_
     messages = []
     cached_adapter(key, train, log=messages.append)
     assert len(calls) == 2 and "corrupted" in messages[0]
+
+
+def test_input_aware_importance_matches_its_formula_and_gives_exact_masks(backbone):
+    from grasp_env.lm import collate
+    from grasp_env.pruning import build_masks, input_aware_importance, input_norms
+
+    base, tok = backbone
+    train, _ = _splits(tok)
+    model = attach_lora(base, CFG, 0, _random_state(base, 7))
+    batches = [collate(train.encodings[:8], tok.pad_token_id)]
+    params = lora_parameters(model)
+    scores = input_aware_importance(model, batches)(params)
+    # by hand: S = sum |B A| * ||x_j||; dS/dA_kj = sum_i sign(BA)_ij B_ik ||x_j||
+    norms = input_norms(model, batches)
+    name = next(n for n in norms if n.endswith("layers.0.self_attn.v_proj"))
+    a = params[f"{name}.lora_A.default.weight"].detach()
+    b = params[f"{name}.lora_B.default.weight"].detach()
+    sign = torch.sign(b @ a)
+    expected_a = (b.T @ sign) * norms[name].unsqueeze(0)
+    expected_b = sign @ (a * norms[name].unsqueeze(0)).T
+    torch.testing.assert_close(scores[f"{name}.lora_A.default.weight"], expected_a.abs())
+    torch.testing.assert_close(scores[f"{name}.lora_B.default.weight"], expected_b.abs())
+    masks = build_masks(params, 0.5, importance=input_aware_importance(model, batches))
+    magnitude = build_masks(params, 0.5)
+    for n, p in params.items():
+        assert int((~masks[n]).sum()) == p.numel() // 2
+    assert any(not torch.equal(masks[n], magnitude[n]) for n in params)
+
+
+def test_masked_fit_with_input_aware_rebuild_every_step(backbone):
+    from grasp_env.lm import collate
+    from grasp_env.pruning import input_aware_importance
+
+    base, tok = backbone
+    train, dev = _splits(tok)
+    model = attach_lora(base, CFG, 0, _random_state(base, 8))
+    imp = input_aware_importance(model, [collate(train.encodings[:8], tok.pad_token_id)])
+    fit(
+        model,
+        train,
+        dev,
+        CFG,
+        seed=0,
+        pad_id=tok.pad_token_id,
+        prune=PruneSpec(0.5, importance=imp, rebuild_every=1),
+    )
+    for p in lora_parameters(model).values():
+        assert int((p == 0).sum()) >= p.numel() // 2
