@@ -44,3 +44,20 @@ def test_env_on_the_synthetic_process_learns_a_known_optimum_with_the_fit_rule()
 def test_custom_process_needs_a_budget():
     with pytest.raises(ValueError, match="train_steps=None"):
         GraspLoRAEnv(process=SyntheticProcess(0.5))
+
+
+def test_divergence_terminates_with_the_reason():
+    class Diverging(SyntheticProcess):
+        def train(self, k):
+            out = super().train(k)
+            return out[:-1] + [float("nan")] if self.steps_done > 20 else out
+
+    env = GraspLoRAEnv(process=Diverging(0.5), train_steps=100, update_interval=10)
+    env.reset(seed=0)
+    steps, terminated, info = 0, False, {}
+    while not terminated:
+        _, _, terminated, _, info = env.step(np.zeros(1, dtype=np.float32))
+        steps += 1
+    assert info["termination"].startswith("diverged") and steps == 6  # rounds 0 and 1, 3 probes
+    with pytest.raises(RuntimeError, match="after the episode ended"):
+        env.step(np.zeros(1, dtype=np.float32))
