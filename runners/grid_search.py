@@ -20,48 +20,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tyro  # noqa: E402
 
-from grasp_env.data import DataError  # noqa: E402
+from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
 from grasp_env.pipeline import PipelineConfig, final_run, prepare  # noqa: E402
 from grasp_env.presets import get_preset  # noqa: E402
-from grasp_env.runs import RunDirError, make_run_dir, write_json  # noqa: E402
+from grasp_env.runs import make_run_dir, write_json  # noqa: E402
 
 BASELINES = ("target_only", "target_only_pruned", "merged_no_prune")
 
 
 @dataclass(frozen=True)
-class Args:
+class Args(ExperimentArgs):
     """8-point grid search over the prune ratio of the merged adapter."""
 
-    preset: str = "default"
-    """Scale: tiny, default or paper."""
-    task: str = "qa"
-    """qa or summarization."""
-    source: str = "en"
-    """Source language."""
-    target: str = "ar"
-    """Target language."""
-    model: str | None = None
-    """Backbone override (hub id, directory or 'tiny')."""
-    seed: int = 42
-    """Seed of the target rows, adapters and data order."""
     ratios: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
     """Prune ratios of the grid (the paper: 0.1 .. 0.8)."""
     baselines: tuple[str, ...] = ()
     """Extra arms: target_only, target_only_pruned, merged_no_prune."""
-    merge_form: str = "reference"
-    """reference or sum."""
     importance: str = "magnitude"
     """Final-run importance: magnitude or input_aware (the reference's final-run allocator)."""
     rebuild_every: int = 0
     """Rebuild the final-run mask every this many steps (0: never; reference input-aware: 1)."""
-    out_dir: Path = Path("runs")
-    """Parent directory of run directories."""
-    run_name: str | None = None
-    """Run directory name (default: grid-<task>-<source>-<target>-s<seed>)."""
-    overwrite: bool = False
-    """Replace the files of an existing run directory."""
 
 
 def validate(args: Args) -> None:
@@ -154,8 +133,4 @@ def main(args: Args) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(tyro.cli(Args)))
-    except (DataError, RunDirError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, Args)

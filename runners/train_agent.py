@@ -23,39 +23,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tyro  # noqa: E402
 
 from agents import AGENTS, GRPOConfig  # noqa: E402
-from grasp_env.data import DataError  # noqa: E402
+from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
 from grasp_env.env import ControllerConfig, GraspLoRAEnv  # noqa: E402
 from grasp_env.pipeline import PipelineConfig, final_run, prepare  # noqa: E402
 from grasp_env.presets import get_preset  # noqa: E402
-from grasp_env.runs import RoundLogger, RunDirError, make_run_dir, write_json  # noqa: E402
+from grasp_env.runs import RoundLogger, make_run_dir, write_json  # noqa: E402
 
 
 @dataclass(frozen=True)
-class Args:
+class Args(ExperimentArgs):
     """Learn the prune ratio of a merged cross-lingual LoRA online, then prune at it."""
 
-    preset: str = "default"
-    """Scale: tiny (seconds), default (embedded demo), paper (GPU, hub data)."""
-    task: str = "qa"
-    """Task family: qa or summarization."""
-    source: str = "en"
-    """Source language (the high-resource adapter)."""
-    target: str = "ar"
-    """Target language (50 training rows)."""
-    model: str | None = None
-    """Backbone override: hub id, local directory or 'tiny'."""
-    seed: int = 42
-    """Seed of the target rows, adapters, data order and controller."""
     agent: str = "grpo"
     """Controller: one of the agents registry's names."""
-    merge_form: str = "reference"
-    """reference ((B_s+B_t)(A_s+A_t), no scaling) or sum (scaled sum of deltas)."""
-    out_dir: Path = Path("runs")
-    """Parent directory of run directories."""
-    run_name: str | None = None
-    """Run directory name (default: <agent>-<task>-<source>-<target>-s<seed>)."""
-    overwrite: bool = False
-    """Replace the files of an existing run directory."""
     controller: Annotated[ControllerConfig, tyro.conf.OmitArgPrefixes] = field(
         default_factory=ControllerConfig
     )
@@ -181,8 +161,4 @@ def main(args: Args) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(tyro.cli(Args)))
-    except (DataError, RunDirError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, Args)

@@ -1,0 +1,52 @@
+"""Command-line pieces shared by the runners: the experiment flags and the error exit."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ExperimentArgs", "run_cli"]
+
+
+@dataclass(frozen=True)
+class ExperimentArgs:
+    """Flags every experiment runner takes."""
+
+    preset: str = "default"
+    """Scale: tiny (seconds), default (embedded demo), paper (GPU, hub data)."""
+    task: str = "qa"
+    """Task family: qa or summarization."""
+    source: str = "en"
+    """Source language (the high-resource adapter)."""
+    target: str = "ar"
+    """Target language (50 training rows)."""
+    model: str | None = None
+    """Backbone override: hub id, local directory or 'tiny'."""
+    seed: int = 42
+    """Seed of the target rows, adapters, data order (and controller)."""
+    merge_form: str = "reference"
+    """reference ((B_s+B_t)(A_s+A_t), no scaling) or sum (scaled sum of deltas)."""
+    out_dir: Path = Path("runs")
+    """Parent directory of run directories."""
+    run_name: str | None = None
+    """Run directory name (each runner has its own default)."""
+    overwrite: bool = False
+    """Replace the files of an existing run directory."""
+
+
+def run_cli(main: Callable[[Any], int], args_type: type) -> None:
+    """Parse flags with tyro, run `main`, and turn user errors into one line and exit code 2.
+
+    User errors are the ValueErrors the package raises for bad input (DataError, RunDirError,
+    BackboneError and config validation are all ValueErrors): no traceback for those.
+    """
+    import tyro
+
+    try:
+        sys.exit(main(tyro.cli(args_type)))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
