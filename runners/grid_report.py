@@ -74,6 +74,45 @@ def table(runs: list[dict], metric: str) -> str:
     return "\n".join(lines)
 
 
+def _per_seed(runs: list[dict], arm: str, metric: str) -> dict[float, list[float]]:
+    out: dict[float, list[float]] = {}
+    for run in runs:
+        points = run["points"] if arm == "merged" else run.get("baselines", {}).get(arm, [])
+        for p in points:
+            out.setdefault(p["ratio"], []).append(p["test"][metric])
+    return out
+
+
+def paired(runs: list[dict], metric: str) -> str:
+    """Seed-paired comparisons: does the ratio matter, and does the merge transfer?
+
+    - spread: merged at its best mean ratio minus merged at its worst mean ratio, per seed;
+    - transfer: best merged ratio minus target-only (control at ratio 0), and minus the pruned
+      control at its own best mean ratio, per seed.
+    """
+    merged = _per_seed(runs, "merged", metric)
+    means = {r: statistics.mean(v) for r, v in merged.items() if len(v) == len(runs)}
+    best, worst = max(means, key=means.get), min(means, key=means.get)
+    lines = ["| comparison (paired by seed) | per seed | mean +- std | same sign in every seed |",
+             "|---|---|---|---|"]
+
+    def row(label: str, a: list[float], b: list[float]) -> None:
+        d = [x - y for x, y in zip(a, b, strict=True)]
+        same = all(x > 0 for x in d) or all(x < 0 for x in d)
+        lines.append(f"| {label} | {', '.join(f'{x:+.2f}' for x in d)} | {_mean_std(d)} | "
+                     f"{'yes' if same else 'no'} |")
+
+    row(f"merged {best:.2f} (best) - merged {worst:.2f} (worst)", merged[best], merged[worst])
+    control = _per_seed(runs, "target_only_pruned", metric)
+    if 0.0 in control and len(control[0.0]) == len(runs):
+        row(f"merged {best:.2f} - target-only", merged[best], control[0.0])
+        cmeans = {r: statistics.mean(v) for r, v in control.items() if len(v) == len(runs)}
+        cbest = max(cmeans, key=cmeans.get)
+        row(f"merged {best:.2f} - pruned target-only at {cbest:.2f} (its best)", merged[best],
+            control[cbest])
+    return "\n".join(lines)
+
+
 def plot(runs: list[dict], metric: str, out: Path) -> None:
     """Test metric and test NLL against the ratio, one line per seed and arm."""
     import matplotlib
@@ -130,6 +169,9 @@ def main(args: Args) -> int:
     metric = args.metric or ("em" if runs[0]["task"] == "qa" else "rouge_l")
     plot(runs, metric, args.out)
     print(table(runs, metric))
+    if len(runs) > 1:
+        print()
+        print(paired(runs, metric))
     print(f"\nplot -> {args.out}")
     return 0
 

@@ -93,3 +93,8 @@ def test_grid_report_tabulates_by_seed_and_draws_a_png(tmp_path):
     text = grid_report.table(grid_report._load(dirs), "em")
     assert "| merged | 0.50 | 25.00 +- 7.07 |" in text  # mean and sample std of 20 and 30
     assert "| target_only | 0.00 | 12.00 +- 2.83 |" in text
+    pairs = grid_report.paired(grid_report._load(dirs), "em")
+    assert (
+        "| merged 0.50 (best) - merged 0.10 (worst) | +10.00, +16.00 | 13.00 +- 4.24 | yes |"
+        in pairs
+    )
