@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from grasp_env.adapters import (
@@ -182,9 +183,12 @@ def prepare(
         "micro_dev": enc(tgt.micro_dev, cfg.target),
         "test": enc(tgt.test, cfg.target),
     }
+    # The built tiny backbone is identified by its content key (tiny-<hash>), not by where the
+    # cache lives, so adapters cached under one GRASP_CACHE_DIR stay valid when it moves.
+    backbone_id = Path(backbone).name if Path(backbone).name.startswith("tiny-") else backbone
     data_key = {
         "preset": preset.name,
-        "backbone": backbone,
+        "backbone": backbone_id,
         "task": cfg.task,
         "source_data": source_name,
         "max_length": preset.max_length,
