@@ -93,14 +93,18 @@ def paired(runs: list[dict], metric: str) -> str:
     merged = _per_seed(runs, "merged", metric)
     means = {r: statistics.mean(v) for r, v in merged.items() if len(v) == len(runs)}
     best, worst = max(means, key=means.get), min(means, key=means.get)
-    lines = ["| comparison (paired by seed) | per seed | mean +- std | same sign in every seed |",
-             "|---|---|---|---|"]
+    lines = [
+        "| comparison (paired by seed) | per seed | mean +- std | same sign in every seed |",
+        "|---|---|---|---|",
+    ]
 
     def row(label: str, a: list[float], b: list[float]) -> None:
         d = [x - y for x, y in zip(a, b, strict=True)]
         same = all(x > 0 for x in d) or all(x < 0 for x in d)
-        lines.append(f"| {label} | {', '.join(f'{x:+.2f}' for x in d)} | {_mean_std(d)} | "
-                     f"{'yes' if same else 'no'} |")
+        lines.append(
+            f"| {label} | {', '.join(f'{x:+.2f}' for x in d)} | {_mean_std(d)} | "
+            f"{'yes' if same else 'no'} |"
+        )
 
     row(f"merged {best:.2f} (best) - merged {worst:.2f} (worst)", merged[best], merged[worst])
     control = _per_seed(runs, "target_only_pruned", metric)
@@ -108,8 +112,11 @@ def paired(runs: list[dict], metric: str) -> str:
         row(f"merged {best:.2f} - target-only", merged[best], control[0.0])
         cmeans = {r: statistics.mean(v) for r, v in control.items() if len(v) == len(runs)}
         cbest = max(cmeans, key=cmeans.get)
-        row(f"merged {best:.2f} - pruned target-only at {cbest:.2f} (its best)", merged[best],
-            control[cbest])
+        row(
+            f"merged {best:.2f} - pruned target-only at {cbest:.2f} (its best)",
+            merged[best],
+            control[cbest],
+        )
     return "\n".join(lines)
 
 

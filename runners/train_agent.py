@@ -100,7 +100,17 @@ def main(args: Args) -> int:
             }
         )
 
-    agent.learn(seed=args.seed, callback=on_round)
+    from tqdm.auto import tqdm
+
+    n_rounds = env.budget // args.controller.update_interval
+    with tqdm(total=n_rounds, desc=f"controller ({args.agent})", leave=False) as bar:
+
+        def on_round_with_bar(record: dict) -> None:
+            on_round(record)
+            bar.update(1)
+            bar.set_postfix(p=f"{env.committed:.3f}", mu=f"{record['mu']:.3f}")
+
+        agent.learn(seed=args.seed, callback=on_round_with_bar)
     pstar = env.learned_ratio()
     controller_s = time.perf_counter() - t1
     print(
