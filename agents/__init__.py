@@ -1,14 +1,40 @@
-"""Proposal strategies for the GraspLoRA environment.
+"""Proposal strategies for the GraspLoRA environment, behind one name -> factory registry.
 
-Every agent exposes the same surface (`learn`, `predict`, `save`, `load`) and is built from the
-name -> factory registry `AGENTS`, so one runner and one evaluation path serve them all.
-Agents see the environment only through the Gymnasium API. Baselines (Stable-Baselines3,
-random, Optuna, fixed) arrive with issue 6.
+Every agent exposes the same surface (`learn(seed, callback)`, `predict`, `save`, `load`), so one
+runner and one evaluation path serve them all; agents see the environment only through the
+Gymnasium API. `make_agent("ppo", env, seed=0)` builds one by name.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agents.baselines import SB3_ALGOS, FixedAgent, OptunaAgent, RandomAgent, SB3Agent
 from agents.grpo import GRPOConfig, GRPOController
 
-AGENTS = {"grpo": GRPOController}
-"""Agent name -> class (constructor takes the env and an optional config)."""
 
-__all__ = ["AGENTS", "GRPOConfig", "GRPOController"]
+def _sb3(algo: str) -> Callable[..., Any]:
+    return lambda env, seed=0, **_: SB3Agent(env, algo=algo, seed=seed)
+
+
+AGENTS: dict[str, Callable[..., Any]] = {
+    "grpo": lambda env, seed=0, grpo=None, **_: GRPOController(env, grpo or GRPOConfig(seed=seed)),
+    **{name: _sb3(name) for name in SB3_ALGOS},
+    "random": lambda env, seed=0, **_: RandomAgent(env, seed=seed),
+    "optuna": lambda env, seed=0, **_: OptunaAgent(env),
+    "fixed": lambda env, fixed_ratio=0.4, **_: FixedAgent(env, ratio=fixed_ratio),
+}
+"""Agent name -> factory(env, seed=..., grpo=..., fixed_ratio=...)."""
+
+
+def make_agent(name: str, env: Any, **kwargs: Any) -> Any:
+    """Build the agent called `name`, or fail naming the known ones."""
+    try:
+        factory = AGENTS[name]
+    except KeyError:
+        raise ValueError(f"agent={name!r} is unknown; fix: use one of {sorted(AGENTS)}") from None
+    return factory(env, **kwargs)
+
+
+__all__ = ["AGENTS", "GRPOConfig", "GRPOController", "make_agent"]

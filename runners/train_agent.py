@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tyro  # noqa: E402
 
-from agents import AGENTS, GRPOConfig  # noqa: E402
+from agents import AGENTS, GRPOConfig, make_agent  # noqa: E402
 from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
 from grasp_env.env import ControllerConfig, GraspLoRAEnv  # noqa: E402
 from grasp_env.pipeline import PipelineConfig, final_run, prepare  # noqa: E402
@@ -35,7 +35,9 @@ class Args(ExperimentArgs):
     """Learn the prune ratio of a merged cross-lingual LoRA online, then prune at it."""
 
     agent: str = "grpo"
-    """Controller: one of the agents registry's names."""
+    """Controller: grpo, ppo, a2c, sac, td3, tqc, random, optuna or fixed."""
+    fixed_ratio: float = 0.4
+    """The ratio of --agent fixed (no controller run)."""
     controller: Annotated[ControllerConfig, tyro.conf.OmitArgPrefixes] = field(
         default_factory=ControllerConfig
     )
@@ -73,7 +75,7 @@ def main(args: Args) -> int:
     t1 = time.perf_counter()
     env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
     grpo = args.grpo if args.grpo.seed is not None else replace(args.grpo, seed=args.seed)
-    agent = AGENTS[args.agent](env, grpo)
+    agent = make_agent(args.agent, env, seed=args.seed, grpo=grpo, fixed_ratio=args.fixed_ratio)
     seen_losses = 0
 
     def on_round(record: dict) -> None:
@@ -90,9 +92,7 @@ def main(args: Args) -> int:
                 "candidate_losses": last["losses"],
                 "baseline_ratio": last["baseline_ratio"],
                 "baseline_loss": last["baseline_loss"],
-                "mu": record["mu"],
-                "sigma": record["sigma"],
-                "frac_reward_zero_std": record["frac_reward_zero_std"],
+                **{k: record[k] for k in ("mu", "sigma", "frac_reward_zero_std") if k in record},
                 "committed_ratio": last["committed_ratio"],
                 "achieved_sparsity": last["achieved_sparsity"],
                 "learned_ratio": env.learned_ratio(),
@@ -108,15 +108,24 @@ def main(args: Args) -> int:
         def on_round_with_bar(record: dict) -> None:
             on_round(record)
             bar.update(1)
-            bar.set_postfix(p=f"{env.committed:.3f}", mu=f"{record['mu']:.3f}")
+            bar.set_postfix(p=f"{env.committed:.3f}")
 
         agent.learn(seed=args.seed, callback=on_round_with_bar)
-    pstar = env.learned_ratio()
+    # Agents driven by SB3 see the env auto-reset at the episode's end: their own snapshot of
+    # the finished episode is the record; GRPO leaves the env as the episode ended.
+    finished = getattr(agent, "finished", None) or {
+        "learned_ratio": env.learned_ratio(),
+        "rounds": len(env.history),
+        "learned_ratio_by_rule": {
+            r: env.learned_ratio(r) for r in ("fit", "best_reward", "last_committed")
+        },
+    }
+    pstar = finished["learned_ratio"]
     controller_s = time.perf_counter() - t1
+    by_rule = ", ".join(f"{k} {v:.4f}" for k, v in finished["learned_ratio_by_rule"].items())
     print(
-        f"controller: {len(env.history)} rounds, p* = {pstar:.4f} "
-        f"({args.controller.pstar_rule}); best-reward {env.learned_ratio('best_reward'):.4f}, "
-        f"last committed {env.learned_ratio('last_committed'):.4f}  [{controller_s:.1f} s]"
+        f"controller ({args.agent}): {finished['rounds']} rounds, p* = {pstar:.4f}; "
+        f"{by_rule}  [{controller_s:.1f} s]"
     )
 
     # final run at p*
@@ -136,14 +145,11 @@ def main(args: Args) -> int:
         "backbone": prep.backbone,
         "learned_ratio": pstar,
         "pstar_rule": args.controller.pstar_rule,
-        "learned_ratio_by_rule": {
-            r: env.learned_ratio(r) for r in ("fit", "best_reward", "last_committed")
-        },
+        "learned_ratio_by_rule": finished["learned_ratio_by_rule"],
         "test": run.test,
         "test_loss": run.test_loss,
         "dev_loss": run.dev_loss,
-        "rounds": len(env.history),
-        "termination": env.termination,
+        "rounds": finished["rounds"],
         "timings": {
             "prepare_s": t_prep,
             **prep.timings,

@@ -1,0 +1,85 @@
+"""Every agent runs a few probes on the real tiny preset and yields a ratio in bounds."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents import AGENTS, make_agent
+from grasp_env.env import GraspLoRAEnv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_backbone_dir):
+    from grasp_env.pipeline import PipelineConfig, prepare
+    from grasp_env.presets import get_preset
+
+    return prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_agent_runs_an_episode_and_learns_a_ratio_in_bounds(prepared, name):
+    env = GraspLoRAEnv(prepared=prepared, train_steps=6, update_interval=2, micro_dev_size=4)
+    rounds = []
+    agent = make_agent(name, env, seed=0, fixed_ratio=0.5).learn(seed=0, callback=rounds.append)
+    finished = getattr(agent, "finished", None)
+    ratio = finished["learned_ratio"] if finished else env.learned_ratio()
+    assert 0.1 <= ratio <= 0.8
+    if name == "fixed":
+        assert ratio == 0.5 and rounds == []
+    else:
+        assert len(rounds) >= 3 and all(len(r["ratios"]) == 3 for r in rounds[:3])
+    action, _ = agent.predict(env.observation_space.sample())
+    assert env.action_space.contains(action)
+
+
+def test_unknown_agent_and_bad_fixed_ratio(prepared):
+    env = GraspLoRAEnv(prepared=prepared, train_steps=4, update_interval=2)
+    with pytest.raises(ValueError, match="agent='dqn' is unknown"):
+        make_agent("dqn", env)
+    with pytest.raises(ValueError, match="fixed ratio=0.95 is outside"):
+        make_agent("fixed", env, fixed_ratio=0.95)
+
+
+def test_sb3_agent_logs_the_same_tags_through_the_main_job(
+    isolated_cache, tiny_backbone_dir, tmp_path
+):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    env = {**os.environ, "GRASP_CACHE_DIR": str(isolated_cache)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "runners" / "train_agent.py"),
+            "--preset",
+            "tiny",
+            "--agent",
+            "td3",
+            "--train-steps",
+            "10",
+            "--update-interval",
+            "2",
+            "--out-dir",
+            str(tmp_path),
+            "--run-name",
+            "td3",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "td3" / "metrics.json").read_text())
+    assert metrics["agent"] == "td3" and 0.1 <= metrics["learned_ratio"] <= 0.8
+    assert metrics["rounds"] == 5
+    acc = EventAccumulator(str(tmp_path / "td3"))
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    for tag in ("rewards/mean", "controller/committed_ratio", "env/baseline_loss", "eval/em"):
+        assert tag in scalars
