@@ -98,3 +98,36 @@ def test_grid_report_tabulates_by_seed_and_draws_a_png(tmp_path):
         "| merged 0.50 (best) - merged 0.10 (worst) | +10.00, +16.00 | 13.00 +- 4.24 | yes |"
         in pairs
     )
+
+
+def test_benchmark_runs_grid_and_agents_on_the_tiny_preset(
+    isolated_cache, tiny_backbone_dir, tmp_path
+):
+    env = {**os.environ, "GRASP_CACHE_DIR": str(isolated_cache)}
+    cmd = [
+        sys.executable,
+        str(ROOT / "runners" / "benchmark.py"),
+        "--preset",
+        "tiny",
+        "--agents",
+        "grpo",
+        "random",
+        "--seeds",
+        "0",
+        "--ratios",
+        "0.2",
+        "0.6",
+        "--out-dir",
+        str(tmp_path),
+        "--run-name",
+        "b",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    bench = json.loads((tmp_path / "b" / "benchmark.json").read_text())
+    assert set(bench["methods"]) == {"grid", "grpo", "random"}
+    assert bench["methods"]["grid"]["ratios"][0] in (0.2, 0.6)
+    for method in bench["methods"].values():
+        assert 0.1 <= method["ratios"][0] <= 0.8 and method["speedup_vs_grid"] > 0
+    assert (tmp_path / "b" / "benchmark.png").stat().st_size > 1000
+    assert "| grpo |" in out.stdout
