@@ -275,3 +275,10 @@ class SB3Agent(_Agent):
     def save(self, path: str | Path) -> None:
         """SB3's own zip archive (a pickle: load it only from a run directory you wrote)."""
         self.model.save(str(path))
+
+    @classmethod
+    def load(cls, path: str | Path, env: gym.Env, algo: str = "ppo") -> SB3Agent:
+        """Load a zip written by `save`. Unpickling runs code: only load your own files."""
+        agent = cls(env, algo=algo)
+        agent.model = type(agent.model).load(str(path), env=agent.recorder, device="cpu")
+        return agent

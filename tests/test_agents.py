@@ -83,3 +83,18 @@ def test_sb3_agent_logs_the_same_tags_through_the_main_job(
     scalars = set(acc.Tags()["scalars"])
     for tag in ("rewards/mean", "controller/committed_ratio", "env/baseline_loss", "eval/em"):
         assert tag in scalars
+
+
+def test_sb3_agent_save_load_round_trip(prepared, tmp_path):
+    import numpy as np
+
+    from agents.baselines import SB3Agent
+
+    env = GraspLoRAEnv(prepared=prepared, train_steps=6, update_interval=2, micro_dev_size=4)
+    agent = make_agent("ppo", env, seed=0).learn(seed=0)
+    agent.save(tmp_path / "ppo.zip")
+    loaded = SB3Agent.load(tmp_path / "ppo.zip", env, algo="ppo")
+    obs = np.zeros(7, dtype=np.float32)
+    assert np.allclose(
+        agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
