@@ -49,7 +49,7 @@ def test_commit_rule_bounded_step_and_nonnegative_reward():
 
 
 def test_grpo_controller_updates_once_per_round_and_learns_a_synthetic_optimum(tmp_path):
-    from agents import AGENTS, GRPOConfig
+    from agents import GRPOConfig, GRPOController, make_agent
     from grasp_env.env import GraspLoRAEnv
     from grasp_env.synthetic import SyntheticProcess
 
@@ -58,12 +58,13 @@ def test_grpo_controller_updates_once_per_round_and_learns_a_synthetic_optimum(t
         # the default preset's budget: 150 optimizer steps, K=10 -> 15 rounds of 3 probes
         env = GraspLoRAEnv(process=SyntheticProcess(0.66), train_steps=150, update_interval=10)
         rounds = []
-        agent = AGENTS["grpo"](env, GRPOConfig(seed=seed)).learn(seed=seed, callback=rounds.append)
+        agent = make_agent("grpo", env, grpo=GRPOConfig(seed=seed))
+        agent.learn(seed=seed, callback=rounds.append)
         assert len(rounds) == 15 and all(len(r["ratios"]) == 3 for r in rounds)
         hits += abs(env.learned_ratio() - 0.66) <= 0.05
     assert hits >= 9
     agent.save(tmp_path / "grpo.json")
-    again = AGENTS["grpo"].load(tmp_path / "grpo.json", env)
+    again = GRPOController.load(tmp_path / "grpo.json", env)
     assert again.policy == agent.policy
 
 
