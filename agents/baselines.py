@@ -10,6 +10,7 @@ the env's record of the run; `EpisodeRecorder` keeps a snapshot of the finished 
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -174,6 +175,16 @@ class FixedAgent(_Agent):
         return self
 
 
+_SMALL_NET = {"net_arch": [32]}
+_OFF_POLICY = {
+    "learning_starts": 6,
+    "batch_size": 16,
+    "gradient_steps": 4,
+    "buffer_size": 1000,
+    "learning_rate": 3e-3,
+    "policy_kwargs": {"net_arch": [32, 32]},
+}
+
 SB3_ALGOS: dict[str, tuple[str, str, dict[str, Any]]] = {
     # name: (module, class, hyperparameters for a few dozen expensive steps)
     "ppo": (
@@ -184,49 +195,20 @@ SB3_ALGOS: dict[str, tuple[str, str, dict[str, Any]]] = {
             "batch_size": 9,
             "n_epochs": 4,
             "learning_rate": 3e-3,
-            "policy_kwargs": {"net_arch": [32]},
+            "policy_kwargs": _SMALL_NET,
         },
     ),
     "a2c": (
         "stable_baselines3",
         "A2C",
-        {"n_steps": 3, "learning_rate": 3e-3, "policy_kwargs": {"net_arch": [32]}},
+        {"n_steps": 3, "learning_rate": 3e-3, "policy_kwargs": _SMALL_NET},
     ),
-    "sac": (
-        "stable_baselines3",
-        "SAC",
-        {
-            "learning_starts": 6,
-            "batch_size": 16,
-            "gradient_steps": 4,
-            "buffer_size": 1000,
-            "learning_rate": 3e-3,
-            "policy_kwargs": {"net_arch": [32, 32]},
-        },
-    ),
-    "td3": (
-        "stable_baselines3",
-        "TD3",
-        {
-            "learning_starts": 6,
-            "batch_size": 16,
-            "gradient_steps": 4,
-            "buffer_size": 1000,
-            "learning_rate": 3e-3,
-            "policy_kwargs": {"net_arch": [32, 32]},
-        },
-    ),
+    "sac": ("stable_baselines3", "SAC", _OFF_POLICY),
+    "td3": ("stable_baselines3", "TD3", _OFF_POLICY),
     "tqc": (
         "sb3_contrib",
         "TQC",
-        {
-            "learning_starts": 6,
-            "batch_size": 16,
-            "gradient_steps": 4,
-            "buffer_size": 1000,
-            "learning_rate": 3e-3,
-            "policy_kwargs": {"net_arch": [32, 32], "n_critics": 2},
-        },
+        {**_OFF_POLICY, "policy_kwargs": {"net_arch": [32, 32], "n_critics": 2}},
     ),
 }
 """SB3 algorithms by name, with small networks and early learning for short episodes."""
@@ -247,7 +229,7 @@ class SB3Agent(_Agent):
         module, cls, params = SB3_ALGOS[algo]
         self.name = algo
         self.recorder = EpisodeRecorder(env, None)
-        kwargs = dict(params)
+        kwargs = copy.deepcopy(params)  # SB3 may modify policy_kwargs in place
         if algo == "td3":
             from stable_baselines3.common.noise import NormalActionNoise
 

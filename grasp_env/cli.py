@@ -36,6 +36,20 @@ class ExperimentArgs:
     overwrite: bool = False
     """Replace the files of an existing run directory."""
 
+    def pipeline_config(self, seed: int | None = None, **extra: Any) -> Any:
+        """The PipelineConfig these flags describe (`seed` overrides --seed, e.g. per seed)."""
+        from grasp_env.pipeline import PipelineConfig
+
+        return PipelineConfig(
+            task=self.task,
+            source=self.source,
+            target=self.target,
+            seed=self.seed if seed is None else seed,
+            merge_form=self.merge_form,
+            model=self.model,
+            **extra,
+        )
+
 
 def run_cli(main: Callable[[Any], int], args_type: type) -> None:
     """Parse flags with tyro, run `main`, and turn user errors into one line and exit code 2.

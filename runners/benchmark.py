@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents import AGENTS, make_agent  # noqa: E402
 from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
 from grasp_env.env import GraspLoRAEnv  # noqa: E402
-from grasp_env.pipeline import PipelineConfig, final_run, prepare  # noqa: E402
+from grasp_env.pipeline import final_run, prepare  # noqa: E402
 from grasp_env.presets import get_preset  # noqa: E402
 from grasp_env.runs import make_run_dir, write_json  # noqa: E402
 
@@ -127,14 +127,7 @@ def main(args: Args) -> int:
     prepare_s = []
     for seed in args.seeds:
         t0 = time.perf_counter()
-        cfg = PipelineConfig(
-            task=args.task,
-            source=args.source,
-            target=args.target,
-            seed=seed,
-            merge_form=args.merge_form,
-            model=args.model,
-        )
+        cfg = args.pipeline_config(seed=seed)
         prep = prepare(preset, cfg, progress=False)
         prepare_s.append(time.perf_counter() - t0)
         per_method["grid"].append(_grid(prep, args.ratios))

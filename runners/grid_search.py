@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
-from grasp_env.pipeline import PipelineConfig, final_run, prepare  # noqa: E402
+from grasp_env.pipeline import final_run, prepare  # noqa: E402
 from grasp_env.presets import get_preset  # noqa: E402
 from grasp_env.runs import make_run_dir, write_json  # noqa: E402
 
@@ -62,13 +62,8 @@ def main(args: Args) -> int:
     name = args.run_name or f"grid-{args.task}-{args.source}-{args.target}-s{args.seed}"
     run_dir = make_run_dir(args.out_dir, name, args.overwrite)
     t0 = time.perf_counter()
-    cfg = PipelineConfig(
-        task=args.task,
-        source=args.source,
-        target=args.target,
-        seed=args.seed,
-        merge_form=args.merge_form,
-        model=args.model,
+    cfg = args.pipeline_config(
+        final_importance=args.importance, final_rebuild_every=args.rebuild_every
     )
     prep = prepare(preset, cfg)
     prep_s = time.perf_counter() - t0

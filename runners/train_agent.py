@@ -25,7 +25,7 @@ import tyro  # noqa: E402
 from agents import AGENTS, GRPOConfig, make_agent  # noqa: E402
 from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
 from grasp_env.env import ControllerConfig, GraspLoRAEnv  # noqa: E402
-from grasp_env.pipeline import PipelineConfig, final_run, prepare  # noqa: E402
+from grasp_env.pipeline import final_run, prepare  # noqa: E402
 from grasp_env.presets import get_preset  # noqa: E402
 from grasp_env.runs import RoundLogger, make_run_dir, write_json  # noqa: E402
 
@@ -56,15 +56,7 @@ def main(args: Args) -> int:
     t0 = time.perf_counter()
 
     # build: backbone, data, source/target adapters (cached), merge
-    cfg = PipelineConfig(
-        task=args.task,
-        source=args.source,
-        target=args.target,
-        seed=args.seed,
-        merge_form=args.merge_form,
-        mask_scope=args.controller.mask_scope,
-        model=args.model,
-    )
+    cfg = args.pipeline_config(mask_scope=args.controller.mask_scope)
     prep = prepare(preset, cfg)
     t_prep = time.perf_counter() - t0
     config = {**asdict(args), "out_dir": str(args.out_dir), "backbone": prep.backbone}
