@@ -14,6 +14,10 @@ from pathlib import Path
 
 import tyro
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from grasp_env.cli import run_cli  # noqa: E402
+
 PANELS = (
     ("controller/committed_ratio", "committed ratio p"),
     ("controller/mu", "policy mean mu"),
@@ -92,8 +96,4 @@ def main(args: Args) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(tyro.cli(Args)))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, Args)

@@ -19,6 +19,10 @@ from pathlib import Path
 
 import tyro
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from grasp_env.cli import run_cli  # noqa: E402
+
 
 @dataclass(frozen=True)
 class Args:
@@ -184,8 +188,4 @@ def main(args: Args) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(tyro.cli(Args)))
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, Args)
