@@ -64,6 +64,8 @@ class _Agent:
     """Shared surface: `learn`, `predict`, `save`, `load`, and the finished-episode record."""
 
     name = "agent"
+    archive_suffix = ".json"
+    """File ending of `save`'s output (SB3 agents: .zip)."""
 
     def __init__(self, env: gym.Env, config: Any = None) -> None:
         self.env = env
@@ -228,6 +230,7 @@ class SB3Agent(_Agent):
             )
         module, cls, params = SB3_ALGOS[algo]
         self.name = algo
+        self.archive_suffix = ".zip"
         self.recorder = EpisodeRecorder(env, None)
         kwargs = copy.deepcopy(params)  # SB3 may modify policy_kwargs in place
         if algo == "td3":
@@ -259,8 +262,26 @@ class SB3Agent(_Agent):
         self.model.save(str(path))
 
     @classmethod
-    def load(cls, path: str | Path, env: gym.Env, algo: str = "ppo") -> SB3Agent:
-        """Load a zip written by `save`. Unpickling runs code: only load your own files."""
+    def load(
+        cls, path: str | Path, env: gym.Env, algo: str = "ppo", run_dir: str | Path | None = None
+    ) -> SB3Agent:
+        """Load a zip written by `save`, but only from inside `run_dir`.
+
+        SB3 archives are pickles and unpickling runs code, so an archive is only ever read
+        from the run directory that wrote it (the caller names it; a path that resolves
+        outside it, symlinks included, is refused).
+        """
+        if run_dir is None:
+            raise ValueError(
+                "SB3Agent.load without run_dir; fix: pass run_dir= the run directory that wrote "
+                "the archive (SB3 archives are pickles: never load one from elsewhere)"
+            )
+        resolved, root = Path(path).resolve(), Path(run_dir).resolve()
+        if not resolved.is_relative_to(root):
+            raise ValueError(
+                f"SB3 archive {str(path)!r} lies outside run_dir {str(run_dir)!r}; fix: load only "
+                "archives your own run wrote (unpickling a foreign file runs its code)"
+            )
         agent = cls(env, algo=algo)
-        agent.model = type(agent.model).load(str(path), env=agent.recorder, device="cpu")
+        agent.model = type(agent.model).load(str(resolved), env=agent.recorder, device="cpu")
         return agent

@@ -56,6 +56,7 @@ class GRPOController:
     """GRPO over the prune ratio; `learn` runs one controller episode in the env."""
 
     name = "grpo"
+    archive_suffix = ".json"
 
     def __init__(self, env: Any, config: GRPOConfig | None = None) -> None:
         """Bind to an env (GraspLoRA-v0 or a wrapper of it)."""
@@ -111,14 +112,24 @@ class GRPOController:
         return {"mu": self.policy.mu, "sigma": self.policy.sigma, "frac_reward_zero_std": frac_zero}
 
     def learn(
-        self, seed: int | None = None, callback: Callable[[dict[str, Any]], None] | None = None
+        self,
+        seed: int | None = None,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+        resume: bool = False,
     ) -> GRPOController:
-        """Run one controller episode; `callback` receives one dict per finished round."""
-        obs, info = self.env.reset(seed=seed)
-        done = False
+        """Run one controller episode; `callback` receives one dict per finished round.
+
+        With `resume`, the env and this controller were restored from a round checkpoint
+        (`load_state_dict` on both): the episode continues without a reset.
+        """
+        if resume:
+            env = self.env.unwrapped
+            done, committed = env._done, env.committed
+        else:
+            obs, info = self.env.reset(seed=seed)
+            done, committed = False, info["committed_ratio"]
         ratios: list[float] = []
         rewards: list[float] = []
-        committed = info["committed_ratio"]
         while not done:
             ratio = self.sample_ratio()
             obs, reward, terminated, truncated, info = self.env.step(self.action_of(ratio))
@@ -134,6 +145,19 @@ class GRPOController:
         return self
 
     # -------------------------------------------------------------- persistence
+
+    def state_dict(self) -> dict[str, Any]:
+        """Policy and sampler state as plain data (a round checkpoint's agent part)."""
+        return {
+            "mu": self.policy.mu,
+            "sigma": self.policy.sigma,
+            "rng": self.rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from `state_dict`: the next sample is the one the checkpoint would draw."""
+        self.policy = GaussianPolicy(float(state["mu"]), float(state["sigma"]))
+        self.rng.bit_generator.state = state["rng"]
 
     def save(self, path: str | Path) -> None:
         """Policy and config as JSON (no pickle)."""

@@ -43,6 +43,9 @@ def group_advantages(rewards: np.ndarray, scale_rewards: str = "group") -> tuple
         adv = centred / (r.std(ddof=1) + _EPS) if r.size > 1 else centred
     else:
         adv = centred
+    # r - mean(r) is not exactly 0 in floating point for equal rewards (0.4 * 3 / 3 != 0.4),
+    # and dividing by std + eps magnifies the residue; equal rewards carry no signal.
+    adv[np.all(r == r[:, :1], axis=1)] = 0.0
     return adv, float(zero_std.mean())
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from grasp_env.backbone import cache_root, verify_manifest, write_manifest
+from grasp_env.checkpoint import as_tuple, restore_rng, rng_state
 from grasp_env.lm import EncodedSplit, answer_loss, collate, evaluate_loss
 from grasp_env.pruning import apply_masks, build_masks, lora_parameters, reset_optimizer_state
 
@@ -185,12 +186,18 @@ def fit(
     prune: PruneSpec | None = None,
     progress: bool = False,
     desc: str = "fine-tune",
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> FitResult:
     """Fine-tune the LoRA weights of `model`, keeping the checkpoint with the best dev loss.
 
     With `prune`, a mask at `prune.ratio` is built before the first step and enforced after
     every optimizer step; when it is rebuilt (`rebuild_every`), importance is recomputed and the
     AdamW moments of newly pruned entries are reset.
+
+    `on_checkpoint` receives the full training state after every dev evaluation (tensors and
+    plain data); passing such a state back as `resume` continues the run exactly where it was
+    taken, so a killed run and an uninterrupted one end with the same weights.
     """
     import torch
     from tqdm.auto import tqdm
@@ -202,17 +209,40 @@ def fit(
         params.values(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
     masks = None
-    if prune is not None:
-        masks = _build(params, prune)
-        apply_masks(params, masks)
     order_rng = random.Random(seed)
     order: list[int] = []
-    best_loss, best_step = evaluate_loss(model, dev, pad_id), 0
-    best_state = lora_state(model)
-    result = FitResult(best_state, best_loss, 0, 0, dev_losses=[(0, best_loss)])
-    bad_evals = 0
+    first = 1
+    if resume is None:
+        if prune is not None:
+            masks = _build(params, prune)
+            apply_masks(params, masks)
+        best_loss, best_step = evaluate_loss(model, dev, pad_id), 0
+        best_state = lora_state(model)
+        result = FitResult(best_state, best_loss, 0, 0, dev_losses=[(0, best_loss)])
+        bad_evals = 0
+    else:
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(resume["params"][name])
+        optimizer.load_state_dict(resume["optimizer"])
+        masks = resume["masks"]
+        order = list(resume["order"])
+        order_rng.setstate(as_tuple(resume["order_rng"]))
+        restore_rng(resume["rng"])
+        best_loss, best_step = resume["best_loss"], resume["best_step"]
+        best_state, bad_evals = resume["best_state"], resume["bad_evals"]
+        result = FitResult(
+            best_state,
+            best_loss,
+            best_step,
+            resume["step"],
+            train_losses=list(resume["train_losses"]),
+            dev_losses=[tuple(x) for x in resume["dev_losses"]],
+        )
+        first = resume["step"] + 1
+        t0 -= resume["seconds"]
     model.train()
-    bar = tqdm(range(1, cfg.max_steps + 1), desc=desc, disable=not progress, leave=False)
+    bar = tqdm(range(first, cfg.max_steps + 1), desc=desc, disable=not progress, leave=False)
     for step in bar:
         if len(order) < cfg.batch_size:
             fresh = list(range(len(train)))
@@ -239,13 +269,34 @@ def fit(
             dev_loss = evaluate_loss(model, dev, pad_id)
             result.dev_losses.append((step, dev_loss))
             bar.set_postfix(dev=f"{dev_loss:.3f}")
+            stop = False
             if dev_loss < best_loss:
                 best_loss, best_step, best_state, bad_evals = dev_loss, step, lora_state(model), 0
             else:
                 bad_evals += 1
-                if cfg.patience and bad_evals >= cfg.patience:
-                    result.stopped_early = True
-                    break
+                stop = bool(cfg.patience and bad_evals >= cfg.patience)
+            if on_checkpoint is not None and not stop and step < cfg.max_steps:
+                on_checkpoint(
+                    {
+                        "params": {n: p.detach().clone() for n, p in params.items()},
+                        "optimizer": optimizer.state_dict(),
+                        "masks": masks,
+                        "order": list(order),
+                        "order_rng": order_rng.getstate(),
+                        "rng": rng_state(),
+                        "step": step,
+                        "best_loss": best_loss,
+                        "best_step": best_step,
+                        "best_state": best_state,
+                        "bad_evals": bad_evals,
+                        "train_losses": list(result.train_losses),
+                        "dev_losses": [list(x) for x in result.dev_losses],
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
+            if stop:
+                result.stopped_early = True
+                break
     result.state, result.best_dev_loss, result.best_step = best_state, best_loss, best_step
     result.seconds = time.perf_counter() - t0
     return result

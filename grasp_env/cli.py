@@ -29,6 +29,14 @@ class ExperimentArgs:
     """Seed of the target rows, adapters, data order (and controller)."""
     merge_form: str = "reference"
     """reference ((B_s+B_t)(A_s+A_t), no scaling) or sum (scaled sum of deltas)."""
+    source_data: str | None = None
+    """Source-language rows: 'embedded', mlqa, xlsum or a .json/.jsonl/.parquet file in the
+    task's schema (docs/DATA.md); default: the preset's."""
+    target_data: str | None = None
+    """Target-language rows (same forms); default: the preset's."""
+    trust_remote_code: bool = False
+    """Allow a hub/directory backbone to run its own Python code (off: only built-in
+    transformers architectures load)."""
     out_dir: Path = Path("runs")
     """Parent directory of run directories."""
     run_name: str | None = None
@@ -47,6 +55,9 @@ class ExperimentArgs:
             seed=self.seed if seed is None else seed,
             merge_form=self.merge_form,
             model=self.model,
+            source_data=self.source_data,
+            target_data=self.target_data,
+            trust_remote_code=self.trust_remote_code,
             **extra,
         )
 

@@ -63,6 +63,15 @@ class ControllerConfig:
     (docs/BENCHMARKS.md)."""
     mask_scope: str = "per_tensor"
     """'per_tensor' (reference) or 'global'."""
+    settle_rounds: int = 0
+    """Stop the controller run early once the learned ratio (under `pstar_rule`) has stayed
+    within `settle_tol` for this many consecutive rounds (0: never; the paper runs the whole
+    budget). The final run is separate, so rounds after p* settles buy nothing."""
+    settle_tol: float = 0.02
+    """Largest spread of the last `settle_rounds` + 1 learned-ratio estimates that counts as
+    settled."""
+    min_rounds: int = 3
+    """Rounds always run before `settle_rounds` may stop the run."""
 
     def __post_init__(self) -> None:
         def bad(field: str, fix: str) -> ValueError:
@@ -83,6 +92,12 @@ class ControllerConfig:
             raise bad("micro_dev_size", "use at least 1 row")
         if not 0.0 < self.max_step_delta <= 1.0:
             raise bad("max_step_delta", "use a step in (0, 1]")
+        if not isinstance(self.settle_rounds, int) or self.settle_rounds < 0:
+            raise bad("settle_rounds", "use 0 (off) or a positive number of rounds")
+        if not 0.0 < self.settle_tol <= 1.0:
+            raise bad("settle_tol", "use a spread in (0, 1]")
+        if not isinstance(self.min_rounds, int) or self.min_rounds < 1:
+            raise bad("min_rounds", "use at least 1 round")
         if self.train_steps is not None and self.train_steps < self.update_interval:
             raise bad("train_steps", f"use at least update_interval={self.update_interval}")
         for field, allowed in (
@@ -159,9 +174,10 @@ class GraspLoRAEnv(gym.Env):
     from the reset seed; K optimizer steps already taken; L0 measured.
 
     ## Episode End
-    `terminated=True` when the optimizer-step budget is spent (after the last round's commit)
-    or the training loss is NaN/inf (`info["termination"]` says which). Truncation only
-    through `max_episode_steps` (TimeLimit).
+    `terminated=True` when the optimizer-step budget is spent (after the last round's commit),
+    when the learned ratio has settled (`settle_rounds` > 0, off by default), or when the
+    training loss is NaN/inf; `info["termination"]` says which. Truncation only through
+    `max_episode_steps` (TimeLimit).
 
     ## Arguments
     `preset` (tiny/default/paper), `task`, `source`, `target`, `model`, `data_seed` (the
@@ -247,6 +263,7 @@ class GraspLoRAEnv(gym.Env):
         self.rewards: list[float] = []
         self.losses: list[float] = []
         self.history: list[dict[str, Any]] = []
+        self.estimates: list[float] = []
         self.train_losses: list[float] = []
         self.best_ratio, self.best_reward = self.committed, -math.inf
         self.last_reward, self.last_ratio = 0.0, self.committed
@@ -315,6 +332,42 @@ class GraspLoRAEnv(gym.Env):
     def close(self) -> None:
         """Nothing to release beyond Python objects."""
 
+    # ---------------------------------------------------------------- checkpoint
+
+    _STATE_FIELDS = (
+        "committed",
+        "round_index",
+        "candidates",
+        "rewards",
+        "losses",
+        "history",
+        "estimates",
+        "train_losses",
+        "best_ratio",
+        "best_reward",
+        "last_reward",
+        "last_ratio",
+        "termination",
+        "achieved",
+        "l0",
+        "_done",
+    )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The episode so far, process included, as tensors and plain data (for resume)."""
+        if not self._ready:
+            raise RuntimeError("state_dict() before reset(); fix: call env.reset() first")
+        state = {f: getattr(self, f) for f in self._STATE_FIELDS}
+        return {"env": state, "process": self.process.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the episode of `state` (the next step is the one after the checkpoint)."""
+        self.process.reset(0)  # a fresh optimizer to load into; all state is then overwritten
+        self.process.load_state_dict(state["process"])
+        for name, value in state["env"].items():
+            setattr(self, name, value)
+        self._ready = True
+
     # ---------------------------------------------------------------- internals
 
     def _check_action(self, action: Any) -> float:
@@ -377,12 +430,23 @@ class GraspLoRAEnv(gym.Env):
         )
         self.round_index += 1
         self.candidates, self.rewards, self.losses = [], [], []
+        self.estimates.append(self.learned_ratio())
         if self.process.steps_done >= self.budget:
             self.termination = "budget spent"
+        elif self._settled():
+            self.termination = "settled"
         else:
             self._train_round()
         self.last_reward, self.last_ratio = 0.0, self.committed
         self._done = self.termination != ""
+
+    def _settled(self) -> bool:
+        """The last settle_rounds + 1 p* estimates agree within settle_tol."""
+        n = self.config.settle_rounds
+        if n == 0 or self.round_index < max(self.config.min_rounds, n + 1):
+            return False
+        last = self.estimates[-(n + 1) :]
+        return max(last) - min(last) <= self.config.settle_tol
 
     def _get_obs(self) -> np.ndarray:
         best = self.best_ratio if self.best_reward > -math.inf else self.committed

@@ -8,12 +8,15 @@ dev and test; the grid search, the baselines and (later) the controller's final 
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from grasp_env.adapters import (
+    MERGE_FORMS,
     FitResult,
     LoraTrainConfig,
     PruneSpec,
@@ -73,6 +76,47 @@ class PipelineConfig:
     """Final-run recipe; None takes the preset's."""
     model: str | None = None
     """Backbone override (hub id, local directory or 'tiny')."""
+    source_data: str | None = None
+    """Source-language data override: 'embedded', a hub name (mlqa, xlsum) or a
+    .json/.jsonl/.parquet file of source-language rows; None takes the preset's."""
+    target_data: str | None = None
+    """Target-language data override (same forms as `source_data`); None takes the preset's."""
+    trust_remote_code: bool = False
+    """Let a hub/directory backbone run its own Python code. Off unless asked for."""
+
+    def __post_init__(self) -> None:
+        """Fail before any work on a value that would only break minutes later."""
+        from grasp_env.data import TASKS
+        from grasp_env.pruning import SCOPES
+
+        for name, allowed in (
+            ("task", TASKS),
+            ("merge_form", MERGE_FORMS),
+            ("mask_scope", SCOPES),
+            ("final_importance", ("magnitude", "input_aware")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is unknown; fix: use one of {allowed}"
+                )
+        if self.final_rebuild_every < 0:
+            raise ValueError(
+                f"final_rebuild_every={self.final_rebuild_every}; fix: use 0 (never) or a "
+                "positive number of steps"
+            )
+
+
+def _data_id(source: str) -> str:
+    """How a data source enters adapter cache keys.
+
+    A file enters by its name *and* content hash, so an edited file never reuses adapters
+    trained on its old rows.
+    """
+    path = Path(source)
+    if not path.is_file():
+        return source
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return f"{path.name}@sha256:{digest}"
 
 
 @dataclass
@@ -111,6 +155,9 @@ class RunResult:
     seconds: float
     fit: FitResult
     model: Any = None
+    eval_seconds: float = 0.0
+    """Of `seconds`, the time spent scoring the test split (NLL and greedy decoding). A grid
+    search needs it only for the ratio it selects, so benchmarks account for it apart."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready view (without weights)."""
@@ -121,6 +168,7 @@ class RunResult:
             "test_loss": self.test_loss,
             "test": self.test,
             "seconds": self.seconds,
+            "eval_seconds": self.eval_seconds,
             "best_step": self.fit.best_step,
             "steps": self.fit.steps,
         }
@@ -162,17 +210,20 @@ def prepare(
     )
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    base, tokenizer, backbone = load_preset_backbone(preset, cfg.model, log=log)
+    base, tokenizer, backbone = load_preset_backbone(
+        preset, cfg.model, trust_remote_code=cfg.trust_remote_code, log=log
+    )
     base.requires_grad_(False)
     timings["backbone_s"] = time.perf_counter() - t0
 
-    source_name = preset.data_source[cfg.task]
+    source_name = cfg.source_data or preset.data_source[cfg.task]
+    target_name = cfg.target_data or preset.data_source[cfg.task]
     n_train, n_dev = preset.source_sizes[cfg.task]
     src = load_source_splits(
         source_name, cfg.task, cfg.source, cfg.source_seed, n_train, n_dev, preset.embedded
     )
     tgt = load_target_splits(
-        source_name, cfg.task, cfg.target, cfg.seed, preset.sizes, preset.embedded
+        target_name, cfg.task, cfg.target, cfg.seed, preset.sizes, preset.embedded
     )
     enc = lambda rows, lang: encode_rows(tokenizer, rows, cfg.task, lang, preset.max_length)  # noqa: E731
     encoded = {
@@ -190,7 +241,6 @@ def prepare(
         "preset": preset.name,
         "backbone": backbone_id,
         "task": cfg.task,
-        "source_data": source_name,
         "max_length": preset.max_length,
     }
 
@@ -199,6 +249,7 @@ def prepare(
         {
             "name": f"source-{cfg.task}-{cfg.source}",
             **data_key,
+            "source_data": _data_id(source_name),
             "lang": cfg.source,
             "seed": cfg.source_seed,
             "sizes": [n_train, n_dev],
@@ -223,6 +274,7 @@ def prepare(
         {
             "name": f"target-{cfg.task}-{cfg.target}",
             **data_key,
+            "source_data": _data_id(target_name),
             "lang": cfg.target,
             "seed": cfg.seed,
             "sizes": asdict(preset.sizes),
@@ -305,11 +357,14 @@ def final_run(
     progress: bool = False,
     keep_model: bool = False,
     lora: LoraTrainConfig | None = None,
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> RunResult:
     """Fine-tune `arm`'s adapter on the target train split with pruning fixed at `ratio`.
 
     Ratio 0 is a plain fine-tune (no mask). The best dev checkpoint is scored on the test split
-    (greedy decoding) and by its test answer NLL.
+    (greedy decoding) and by its test answer NLL. `on_checkpoint` / `resume` make the
+    fine-tune crash-safe (see `grasp_env.adapters.fit`).
     """
     cfg = prep.cfg
     lora = lora or cfg.final_lora
@@ -337,12 +392,16 @@ def final_run(
         prune=prune,
         progress=progress,
         desc=f"final run {arm} @ {ratio:.3f}",
+        on_checkpoint=on_checkpoint,
+        resume=resume,
     )
     from peft import set_peft_model_state_dict
 
     set_peft_model_state_dict(model, result.state)
+    t_eval = time.perf_counter()
     test_loss = evaluate_loss(model, prep.encoded["test"], prep.pad_id)
     test = score(prep, model)
+    eval_seconds = time.perf_counter() - t_eval
     run = RunResult(
         arm,
         ratio,
@@ -352,5 +411,6 @@ def final_run(
         time.perf_counter() - t0,
         result,
         model if keep_model else None,
+        eval_seconds,
     )
     return run

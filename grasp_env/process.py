@@ -135,6 +135,47 @@ class LoraProcess:
         """Fraction of LoRA entries that are exactly zero right now."""
         return sparsity(self.params)
 
+    # --------------------------------------------------------------- checkpoint
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything `train`/`probe` depend on: weights, optimizer, mask, data position, RNG.
+
+        Plain tensors and Python data only (loads with torch.load(weights_only=True)).
+        """
+        from grasp_env.checkpoint import rng_state
+
+        return {
+            "params": {n: p.detach().clone() for n, p in self.params.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "masks": None if self.masks is None else {n: m.clone() for n, m in self.masks.items()},
+            "steps_done": self.steps_done,
+            "order": list(self._order),
+            "order_rng": self._rng.getstate(),
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly where `state_dict` was taken (after `reset` built the optimizer)."""
+        import torch
+
+        from grasp_env.checkpoint import as_tuple, restore_rng
+
+        if set(state["params"]) != set(self.params):
+            raise ValueError(
+                "checkpoint LoRA tensors do not match this model; fix: resume with the same "
+                "preset, model and LoRA recipe, or start a new run"
+            )
+        with torch.no_grad():
+            for name, p in self.params.items():
+                p.copy_(state["params"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.masks = state["masks"]
+        self.steps_done = int(state["steps_done"])
+        self._order = list(state["order"])
+        self._rng.setstate(as_tuple(state["order_rng"]))
+        restore_rng(state["rng"])
+        self.model.train()
+
     # ------------------------------------------------------------------- actions
 
     def commit(self, ratio: float) -> float:

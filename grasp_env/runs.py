@@ -8,7 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RoundLogger", "RunDirError", "config_markdown", "make_run_dir", "write_json"]
+__all__ = [
+    "RoundLogger",
+    "RunDirError",
+    "config_markdown",
+    "make_run_dir",
+    "resume_run_dir",
+    "write_json",
+]
 
 
 class RunDirError(ValueError):
@@ -28,6 +35,37 @@ def make_run_dir(out_dir: str | Path, run_name: str, overwrite: bool = False) ->
             "or --overwrite to replace its files"
         )
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def resume_run_dir(out_dir: str | Path, run_name: str, config: dict[str, Any]) -> Path:
+    """The run directory `--resume` continues; its config.json must match `config`.
+
+    `config` is this invocation's config; keys that only steer the invocation (`resume`,
+    `overwrite`) are not compared. A mismatch is an error naming every differing field: a
+    resumed run with other settings would silently mix two experiments.
+    """
+    path = Path(out_dir) / run_name
+    saved_path = path / "config.json"
+    if not saved_path.is_file():
+        raise RunDirError(
+            f"--resume: {str(saved_path)!r} does not exist, so there is no run to resume; fix: "
+            "check --run-name/--out-dir (and --seed/--task, which name the run), or drop --resume"
+        )
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    new = json.loads(json.dumps(config, default=str))
+    ignore = {"resume", "overwrite", "backbone"}
+    diff = [
+        f"{k}: saved {saved.get(k)!r}, now {new.get(k)!r}"
+        for k in sorted(set(saved) | set(new))
+        if k not in ignore and saved.get(k) != new.get(k)
+    ]
+    if diff:
+        raise RunDirError(
+            f"--resume: the flags differ from the run in {str(path)!r} ({'; '.join(diff)}); "
+            "fix: resume with the run's own flags (see its config.json), or start a new run "
+            "with another --run-name"
+        )
     return path
 
 
@@ -73,15 +111,46 @@ class RoundLogger:
     `eval/*` once at the end.
     """
 
-    def __init__(self, run_dir: Path, config: dict[str, Any]) -> None:
-        """Open the writer and write the config table first."""
+    def __init__(
+        self, run_dir: Path, config: dict[str, Any], resume_rounds: int | None = None
+    ) -> None:
+        """Open the writer and write the config table first.
+
+        With `resume_rounds` (a resumed run whose checkpoint holds that many rounds),
+        history.jsonl is cut back to those rounds and TensorBoard is told, through
+        `purge_step`, to drop whatever the killed process logged after them: no round is
+        lost or logged twice.
+        """
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir = run_dir
-        self.writer = SummaryWriter(log_dir=str(run_dir))
-        self.writer.add_text("config", config_markdown(config), 0)
         self.history_path = run_dir / "history.jsonl"
-        self.history_path.write_text("")
+        if resume_rounds is None:
+            self.writer = SummaryWriter(log_dir=str(run_dir))
+            self.writer.add_text("config", config_markdown(config), 0)
+            self.history_path.write_text("")
+            return
+        kept = self._kept_history(resume_rounds)
+        purge = int(kept[-1]["step"]) + 1 if kept else 1
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge)
+        tmp = self.history_path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in kept))
+        os.replace(tmp, self.history_path)
+
+    def _kept_history(self, rounds: int) -> list[dict[str, Any]]:
+        lines = []
+        if self.history_path.exists():
+            for line in self.history_path.read_text(encoding="utf-8").splitlines():
+                try:
+                    lines.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut by the kill: it is after the checkpoint anyway
+        if len(lines) < rounds:
+            raise ValueError(
+                f"{self.history_path} has {len(lines)} rounds but the checkpoint has {rounds}; "
+                "fix: the run directory was edited, rerun with --overwrite"
+            )
+        return lines[:rounds]
 
     def round(self, record: dict[str, Any]) -> None:
         """Log one finished controller round."""

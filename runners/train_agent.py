@@ -12,6 +12,8 @@ metrics.json and adapter/ (loadable with peft.PeftModel.from_pretrained).
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -23,11 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tyro  # noqa: E402
 
 from agents import AGENTS, GRPOConfig, make_agent  # noqa: E402
+from grasp_env.checkpoint import (  # noqa: E402
+    CheckpointError,
+    load_checkpoint,
+    maybe_fault,
+    save_checkpoint,
+)
 from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
 from grasp_env.env import ControllerConfig, GraspLoRAEnv  # noqa: E402
 from grasp_env.pipeline import final_run, prepare  # noqa: E402
 from grasp_env.presets import get_preset  # noqa: E402
-from grasp_env.runs import RoundLogger, make_run_dir, write_json  # noqa: E402
+from grasp_env.runs import RoundLogger, make_run_dir, resume_run_dir, write_json  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -44,34 +52,168 @@ class Args(ExperimentArgs):
     """Controller-run knobs (the env's)."""
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     """GRPO policy settings."""
+    resume: bool = False
+    """Continue the run in --out-dir/--run-name after a crash, from its last round checkpoint
+    (same flags required). The result equals an uninterrupted run's on CPU."""
 
 
 def main(args: Args) -> int:
     """Run the controller episode and the final run; write the run directory."""
     if args.agent not in AGENTS:
         raise ValueError(f"--agent {args.agent!r} is unknown; fix: use one of {sorted(AGENTS)}")
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite together; fix: pick one")
     preset = get_preset(args.preset)
+    _check_before_any_work(args, preset)
     name = args.run_name or f"{args.agent}-{args.task}-{args.source}-{args.target}-s{args.seed}"
-    run_dir = make_run_dir(args.out_dir, name, args.overwrite)
+    flags = {**asdict(args), "out_dir": str(args.out_dir)}
+    if args.resume:
+        run_dir = resume_run_dir(args.out_dir, name, flags)
+        if (run_dir / "metrics.json").is_file():
+            print(f"{run_dir} already finished (metrics.json exists); nothing to resume")
+            return 0
+    else:
+        run_dir = make_run_dir(args.out_dir, name, args.overwrite)
+    ckpt_dir = run_dir / "checkpoint"
+    if not args.resume:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # --overwrite: never resume stale state
     t0 = time.perf_counter()
 
     # build: backbone, data, source/target adapters (cached), merge
     cfg = args.pipeline_config(mask_scope=args.controller.mask_scope)
     prep = prepare(preset, cfg)
     t_prep = time.perf_counter() - t0
-    config = {**asdict(args), "out_dir": str(args.out_dir), "backbone": prep.backbone}
-    write_json(run_dir / "config.json", config)
-    logger = RoundLogger(run_dir, config)
+    config = {**flags, "backbone": prep.backbone}
+    if not args.resume:
+        write_json(run_dir / "config.json", config)
 
-    # controller run
+    finished = _controller_stage(args, prep, run_dir, ckpt_dir, config)
+    pstar = finished["learned_ratio"]
+
+    # final run at p*, checkpointed after every dev evaluation
+    t2 = time.perf_counter()
+    final_ckpt = ckpt_dir / "final.pt"
+    resume = load_checkpoint(final_ckpt) if args.resume and final_ckpt.is_file() else None
+    if resume is not None and resume["ratio"] != pstar:
+        raise CheckpointError(
+            f"{final_ckpt}: final run at ratio {resume['ratio']} but p* = {pstar}; fix: delete "
+            "the file to restart the final run"
+        )
+
+    def on_final_checkpoint(state: dict) -> None:
+        save_checkpoint(final_ckpt, {**state, "ratio": pstar})
+        maybe_fault("final_checkpoint")
+
+    run = final_run(
+        prep,
+        pstar,
+        "merged",
+        progress=True,
+        keep_model=True,
+        on_checkpoint=on_final_checkpoint,
+        resume=resume,
+    )
+    run.model.save_pretrained(run_dir / "adapter")
+    final_s = time.perf_counter() - t2 + (resume["seconds"] if resume else 0.0)
+    total_s = t_prep + finished["controller_s"] + final_s
+
+    metrics = {
+        "agent": args.agent,
+        "preset": preset.name,
+        "task": args.task,
+        "source": args.source,
+        "target": args.target,
+        "seed": args.seed,
+        "backbone": prep.backbone,
+        "learned_ratio": pstar,
+        "pstar_rule": args.controller.pstar_rule,
+        "learned_ratio_by_rule": finished["learned_ratio_by_rule"],
+        "test": run.test,
+        "test_loss": run.test_loss,
+        "dev_loss": run.dev_loss,
+        "rounds": finished["rounds"],
+        "resumed": bool(args.resume),
+        "timings": {
+            "prepare_s": t_prep,
+            **prep.timings,
+            "controller_s": finished["controller_s"],
+            "final_s": final_s,
+            "total_s": total_s,
+        },
+    }
+    logger = RoundLogger(run_dir, config, resume_rounds=finished["rounds_logged"])
+    logger.final(
+        {**run.test, "test_loss": run.test_loss, "learned_ratio": pstar},
+        {k: v for k, v in config.items() if not isinstance(v, dict)},
+        finished["steps_done"],
+    )
+    write_json(run_dir / "metrics.json", metrics)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete; nothing to resume
+    print(
+        f"p* = {pstar:.4f}; test {', '.join(f'{k} {v:.2f}' for k, v in run.test.items())}; "
+        f"test NLL {run.test_loss:.4f}"
+    )
+    print(
+        f"time: prepare {t_prep:.1f} s, controller {finished['controller_s']:.1f} s, final "
+        f"{final_s:.1f} s, total {total_s:.1f} s -> {run_dir}"
+    )
+    return 0
+
+
+def _check_before_any_work(args: Args, preset) -> None:
+    """Flag combinations that would otherwise fail only after minutes of adapter training."""
+    ctrl = args.controller
+    if args.agent == "fixed" and not ctrl.p_min <= args.fixed_ratio <= ctrl.p_max:
+        raise ValueError(
+            f"--fixed-ratio {args.fixed_ratio} is outside [p_min, p_max] = [{ctrl.p_min}, "
+            f"{ctrl.p_max}]; fix: pass a ratio inside the range (or widen --p-min/--p-max)"
+        )
+    if args.agent == "grpo" and args.grpo.num_generations != ctrl.group_size:
+        raise ValueError(
+            f"--grpo.num-generations {args.grpo.num_generations} differs from --group-size "
+            f"{ctrl.group_size}; fix: make them equal (one policy update per round)"
+        )
+    if ctrl.micro_dev_size > preset.sizes.micro_dev:
+        raise ValueError(
+            f"--micro-dev-size {ctrl.micro_dev_size} exceeds the {preset.name} preset's "
+            f"micro-dev split ({preset.sizes.micro_dev} rows); fix: use at most "
+            f"{preset.sizes.micro_dev}"
+        )
+    args.pipeline_config()  # validates task, merge form, mask scope
+
+
+def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: dict) -> dict:
+    """The controller episode, resumed from its last round checkpoint when there is one.
+
+    Returns the finished-episode record (also written to controller.json, which marks the
+    stage as done for a later --resume).
+    """
+    done_path = run_dir / "controller.json"
+    if args.resume and done_path.is_file():
+        finished = json.loads(done_path.read_text(encoding="utf-8"))
+        print(f"controller: done before the interruption, p* = {finished['learned_ratio']:.4f}")
+        return finished
     t1 = time.perf_counter()
     env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
     grpo = args.grpo if args.grpo.seed is not None else replace(args.grpo, seed=args.seed)
     agent = make_agent(args.agent, env, seed=args.seed, grpo=grpo, fixed_ratio=args.fixed_ratio)
-    seen_losses = 0
+    resumable = hasattr(agent, "state_dict")
+    ckpt_path = ckpt_dir / "controller.pt"
+    state = None
+    if args.resume and ckpt_path.is_file() and resumable:
+        state = load_checkpoint(ckpt_path)
+        env.load_state_dict(state["env"])
+        agent.load_state_dict(state["agent"])
+    elif args.resume and not resumable:
+        print(f"controller ({args.agent}): no round checkpoints for this agent; restarting it")
+    rounds_before = state["rounds_logged"] if state else 0
+    logger = RoundLogger(run_dir, config, resume_rounds=rounds_before if args.resume else None)
+    seen_losses = state["seen_losses"] if state else 0
+    elapsed_before = state["controller_s"] if state else 0.0
+    rounds_logged = rounds_before
 
     def on_round(record: dict) -> None:
-        nonlocal seen_losses
+        nonlocal seen_losses, rounds_logged
         last = env.history[-1]
         losses = env.train_losses[seen_losses:]
         seen_losses = len(env.train_losses)
@@ -91,18 +233,38 @@ def main(args: Args) -> int:
                 "train_losses": losses,
             }
         )
+        rounds_logged += 1
+        maybe_fault("controller_round")  # tests: a kill between the log and the checkpoint
+        if resumable:
+            save_checkpoint(
+                ckpt_path,
+                {
+                    "env": env.state_dict(),
+                    "agent": agent.state_dict(),
+                    "rounds_logged": rounds_logged,
+                    "seen_losses": seen_losses,
+                    "controller_s": elapsed_before + time.perf_counter() - t1,
+                },
+            )
+            maybe_fault("controller_checkpoint")
 
     from tqdm.auto import tqdm
 
     n_rounds = env.budget // args.controller.update_interval
-    with tqdm(total=n_rounds, desc=f"controller ({args.agent})", leave=False) as bar:
+    with tqdm(
+        total=n_rounds, initial=rounds_before, desc=f"controller ({args.agent})", leave=False
+    ) as bar:
 
         def on_round_with_bar(record: dict) -> None:
             on_round(record)
             bar.update(1)
             bar.set_postfix(p=f"{env.committed:.3f}")
 
-        agent.learn(seed=args.seed, callback=on_round_with_bar)
+        if state is not None:
+            agent.learn(seed=args.seed, callback=on_round_with_bar, resume=True)
+        else:
+            agent.learn(seed=args.seed, callback=on_round_with_bar)
+    logger.writer.close()
     # Agents driven by SB3 see the env auto-reset at the episode's end: their own snapshot of
     # the finished episode is the record; GRPO leaves the env as the episode ended.
     finished = getattr(agent, "finished", None) or {
@@ -112,60 +274,21 @@ def main(args: Args) -> int:
             r: env.learned_ratio(r) for r in ("fit", "best_reward", "last_committed")
         },
     }
-    pstar = finished["learned_ratio"]
-    controller_s = time.perf_counter() - t1
+    finished = {
+        **finished,
+        "controller_s": elapsed_before + time.perf_counter() - t1,
+        "rounds_logged": rounds_logged,
+        "steps_done": env.process.steps_done,
+    }
+    agent.save(run_dir / f"agent{agent.archive_suffix}")
+    env.close()
+    write_json(done_path, finished)
     by_rule = ", ".join(f"{k} {v:.4f}" for k, v in finished["learned_ratio_by_rule"].items())
     print(
-        f"controller ({args.agent}): {finished['rounds']} rounds, p* = {pstar:.4f}; "
-        f"{by_rule}  [{controller_s:.1f} s]"
+        f"controller ({args.agent}): {finished['rounds']} rounds, p* = "
+        f"{finished['learned_ratio']:.4f}; {by_rule}  [{finished['controller_s']:.1f} s]"
     )
-
-    # final run at p*
-    t2 = time.perf_counter()
-    run = final_run(prep, pstar, "merged", progress=True, keep_model=True)
-    run.model.save_pretrained(run_dir / "adapter")
-    final_s = time.perf_counter() - t2
-    total_s = time.perf_counter() - t0
-
-    metrics = {
-        "agent": args.agent,
-        "preset": preset.name,
-        "task": args.task,
-        "source": args.source,
-        "target": args.target,
-        "seed": args.seed,
-        "backbone": prep.backbone,
-        "learned_ratio": pstar,
-        "pstar_rule": args.controller.pstar_rule,
-        "learned_ratio_by_rule": finished["learned_ratio_by_rule"],
-        "test": run.test,
-        "test_loss": run.test_loss,
-        "dev_loss": run.dev_loss,
-        "rounds": finished["rounds"],
-        "timings": {
-            "prepare_s": t_prep,
-            **prep.timings,
-            "controller_s": controller_s,
-            "final_s": final_s,
-            "total_s": total_s,
-        },
-    }
-    write_json(run_dir / "metrics.json", metrics)
-    logger.final(
-        {**run.test, "test_loss": run.test_loss, "learned_ratio": pstar},
-        {k: v for k, v in config.items() if not isinstance(v, dict)},
-        env.process.steps_done,
-    )
-    env.close()
-    print(
-        f"p* = {pstar:.4f}; test {', '.join(f'{k} {v:.2f}' for k, v in run.test.items())}; "
-        f"test NLL {run.test_loss:.4f}"
-    )
-    print(
-        f"time: prepare {t_prep:.1f} s, controller {controller_s:.1f} s, final "
-        f"{final_s:.1f} s, total {total_s:.1f} s -> {run_dir}"
-    )
-    return 0
+    return finished
 
 
 if __name__ == "__main__":

@@ -93,8 +93,16 @@ def test_sb3_agent_save_load_round_trip(prepared, tmp_path):
     env = GraspLoRAEnv(prepared=prepared, train_steps=6, update_interval=2, micro_dev_size=4)
     agent = make_agent("ppo", env, seed=0).learn(seed=0)
     agent.save(tmp_path / "ppo.zip")
-    loaded = SB3Agent.load(tmp_path / "ppo.zip", env, algo="ppo")
+    loaded = SB3Agent.load(tmp_path / "ppo.zip", env, algo="ppo", run_dir=tmp_path)
     obs = np.zeros(7, dtype=np.float32)
     assert np.allclose(
         agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
     )
+    # pickles are read only from the run directory that wrote them
+    with pytest.raises(ValueError, match="run_dir"):
+        SB3Agent.load(tmp_path / "ppo.zip", env, algo="ppo")
+    other = tmp_path / "other-run"
+    other.mkdir()
+    (other / "evil.zip").symlink_to(tmp_path / "ppo.zip")
+    with pytest.raises(ValueError, match="outside run_dir"):
+        SB3Agent.load(other / "evil.zip", env, algo="ppo", run_dir=other)

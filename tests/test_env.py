@@ -182,3 +182,26 @@ def test_vector_envs(prepared):
     obs, _ = sync.reset(seed=0)
     obs, rewards, term, trunc, _ = sync.step(np.zeros((2, 1), dtype=np.float32))
     assert obs.shape == (2, 7) and rewards.shape == (2,)
+
+
+def test_settle_rule_stops_the_run_once_pstar_is_stable():
+    from agents.grpo import GRPOController
+    from grasp_env.synthetic import SyntheticProcess
+
+    def run(settle_rounds):
+        env = GraspLoRAEnv(
+            process=SyntheticProcess(0.5, curvature=2.0, noise=0.001),
+            train_steps=300,
+            settle_rounds=settle_rounds,
+        )
+        GRPOController(env).learn(seed=3)
+        return env
+
+    full, settled = run(0), run(3)
+    assert full.termination == "budget spent" and len(full.history) == 30
+    assert settled.termination == "settled" and 3 < len(settled.history) < 30
+    last = settled.estimates[-4:]
+    assert max(last) - min(last) <= 0.02
+    assert abs(settled.learned_ratio() - 0.5) < 0.05
+    with pytest.raises(ValueError, match="settle_rounds=-1"):
+        ControllerConfig(settle_rounds=-1)

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -125,9 +127,36 @@ def test_benchmark_runs_grid_and_agents_on_the_tiny_preset(
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     bench = json.loads((tmp_path / "b" / "benchmark.json").read_text())
-    assert set(bench["methods"]) == {"grid", "grpo", "random"}
-    assert bench["methods"]["grid"]["ratios"][0] in (0.2, 0.6)
+    assert set(bench["methods"]) == {"grid", "grpo", "random", "grid-best-test"}
+    grid = bench["methods"]["grid"]
+    assert grid["ratios"][0] in (0.2, 0.6)
+    points = grid["per_seed"][0]["points"]
+    assert [p["ratio"] for p in points] == [0.2, 0.6]
+    # choosing needs every point's training but only the chosen point's test scoring
+    chosen = next(p for p in points if p["ratio"] == grid["ratios"][0])
+    assert grid["seconds_select"][0] == pytest.approx(
+        sum(p["train_s"] for p in points) + chosen["eval_s"]
+    )
+    assert grid["seconds_select"][0] < grid["seconds"][0]
     for method in bench["methods"].values():
         assert 0.1 <= method["ratios"][0] <= 0.8 and method["speedup_vs_grid"] > 0
+        assert method["speedup_vs_grid_select"] < method["speedup_vs_grid"]
     assert (tmp_path / "b" / "benchmark.png").stat().st_size > 1000
     assert "| grpo |" in out.stdout
+
+    # --grid-from reuses the grid (same per-seed record) for another controller setting
+    def agents_only(seed: str, name: str) -> list[str]:
+        return [
+            *cmd[:4],  # python benchmark.py --preset tiny
+            *["--agents", "grpo", "--train-steps", "20", "--seeds", seed],
+            *["--ratios", "0.2", "0.6", "--out-dir", str(tmp_path), "--run-name", name],
+            *["--grid-from", str(tmp_path / "b" / "benchmark.json")],
+        ]
+
+    out2 = subprocess.run(agents_only("0", "c"), capture_output=True, text=True, env=env)
+    assert out2.returncode == 0, out2.stderr[-3000:]
+    reused = json.loads((tmp_path / "c" / "benchmark.json").read_text())
+    assert reused["methods"]["grid"]["per_seed"] == grid["per_seed"]
+    assert reused["config"]["controller"]["train_steps"] == 20
+    out3 = subprocess.run(agents_only("1", "d"), capture_output=True, text=True, env=env)
+    assert out3.returncode == 2 and "its seeds=[0] differs" in out3.stderr

@@ -72,13 +72,19 @@ def _read_local(path: Path) -> list[Any]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError as err:
-                    raise DataError(f"{path}, line {n}: not valid JSON ({err.msg})") from None
+                    raise DataError(
+                        f"{path}, line {n}: not valid JSON ({err.msg}); fix: make every line "
+                        "one complete JSON object (JSON Lines)"
+                    ) from None
         return rows
     if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
-            raise DataError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+            raise DataError(
+                f"{path}: not valid JSON (line {err.lineno}: {err.msg}); fix: repair the file "
+                "(an array of rows, or an object with a 'data' array)"
+            ) from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             data = data["data"]
         if not isinstance(data, list):
