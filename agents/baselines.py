@@ -36,7 +36,9 @@ class EpisodeRecorder(gym.Wrapper):
         inner = self.env.unwrapped
         rounds_before = len(inner.history)
         obs, reward, terminated, truncated, info = self.env.step(action)
-        if len(inner.history) > rounds_before and self.on_round is not None:
+        # After the episode ends SB3 auto-resets and may step on: that is not this episode.
+        reporting = self.finished is None and self.on_round is not None
+        if len(inner.history) > rounds_before and reporting:
             self.on_round(
                 {
                     "ratios": inner.history[-1]["candidates"],
@@ -56,8 +58,10 @@ class EpisodeRecorder(gym.Wrapper):
 
 
 def _episode_steps(env: gym.Env) -> int:
+    """Probes of one full episode: ceil(budget / K) rounds (the last round may be short)."""
     inner = env.unwrapped
-    return (inner.budget // inner.config.update_interval) * inner.config.group_size
+    rounds = -(-inner.budget // inner.config.update_interval)
+    return rounds * inner.config.group_size
 
 
 class _Agent:
@@ -253,7 +257,17 @@ class SB3Agent(_Agent):
         self.recorder.finished = None
         if seed is not None:
             self.model.set_random_seed(seed)
-        self.model.learn(total_timesteps=_episode_steps(self.env))
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        recorder = self.recorder
+
+        class _StopAtEpisodeEnd(BaseCallback):
+            """The episode may end early (settle rule, divergence): stop learning there."""
+
+            def _on_step(self) -> bool:
+                return recorder.finished is None
+
+        self.model.learn(total_timesteps=_episode_steps(self.env), callback=_StopAtEpisodeEnd())
         self.finished = self.recorder.finished
         return self
 

@@ -50,6 +50,16 @@ class GRPOConfig:
             )
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate={self.learning_rate}; fix: use a positive step")
+        if self.sigma_init is not None and not self.sigma_init > 0:
+            raise ValueError(
+                f"sigma_init={self.sigma_init}; fix: use a positive spread, or leave it unset "
+                "for (p_max - p_min) / 6"
+            )
+        for name in ("beta", "entropy_bonus"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)}; fix: use a value >= 0")
+        if self.seed is not None and self.seed < 0:
+            raise ValueError(f"seed={self.seed}; fix: use a seed >= 0")
 
 
 class GRPOController:
@@ -69,7 +79,9 @@ class GRPOController:
                 f"{ctrl.group_size}; fix: make them equal (one policy update per round)"
             )
         self.p_min, self.p_max = ctrl.p_min, ctrl.p_max
-        sigma = self.config.sigma_init or (ctrl.p_max - ctrl.p_min) / 6
+        sigma = self.config.sigma_init
+        if sigma is None:
+            sigma = (ctrl.p_max - ctrl.p_min) / 6
         self.policy = GaussianPolicy(ctrl.p_init, sigma)
         self.rng = np.random.default_rng(self.config.seed or 0)
 

@@ -38,8 +38,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read back (truncated, foreign or corrupted)."""
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write `state` with torch.save to a temporary file, then rename it over `path`."""
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], kind: str) -> None:
+    """Write `state` (tagged with its `kind`) to a temporary file, then rename it over `path`."""
     import torch
 
     path = Path(path)
@@ -47,25 +50,43 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(state, tmp)
+        torch.save({**state, "kind": kind, "version": CHECKPOINT_VERSION}, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint written by `save_checkpoint` (weights_only: tensors and plain data)."""
+def load_checkpoint(path: str | Path, kind: str, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load a `kind` checkpoint written by `save_checkpoint` (weights_only: no code runs).
+
+    A truncated or foreign file, another kind of checkpoint, or one missing any of `keys`
+    is a CheckpointError naming the file and the fix, never a traceback mid-resume.
+    """
     import torch
 
+    fix = "fix: delete it to restart that stage, or rerun with --overwrite"
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be read ({type(err).__name__}: "
-            f"{str(err).splitlines()[0][:200]}); fix: delete it to restart that stage, or "
-            "rerun with --overwrite"
+            f"{str(err).splitlines()[0][:200]}); {fix}"
         ) from None
+    if not isinstance(state, dict) or state.get("kind") != kind:
+        found = state.get("kind") if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is a {found!r} checkpoint, not {kind!r}; {fix}"
+        )
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has version {state.get('version')!r}, this code writes "
+            f"{CHECKPOINT_VERSION}; {fix}"
+        )
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks {missing}; {fix}")
+    return state
 
 
 def rng_state() -> dict[str, Any]:

@@ -44,6 +44,10 @@ class ExperimentArgs:
     overwrite: bool = False
     """Replace the files of an existing run directory."""
 
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise ValueError(f"seed={self.seed}; fix: use a seed >= 0 (numpy seeds are unsigned)")
+
     def pipeline_config(self, seed: int | None = None, **extra: Any) -> Any:
         """The PipelineConfig these flags describe (`seed` overrides --seed, e.g. per seed)."""
         from grasp_env.pipeline import PipelineConfig

@@ -9,7 +9,8 @@ Every probe is data: within a round, the baseline loss L0 (at the committed rati
 candidate losses share the same training state. `fit_pstar` fits one quadratic in the ratio
 with a free intercept per round (round fixed effects absorb the training progress) by least
 squares over all of them, and returns the ratio in [p_min, p_max] that minimises the fitted
-curve. With the same probes it lands within 0.05 in all seeds of the same simulation.
+curve within the range of ratios the run probed (extrapolating beyond it is an option). With
+the same probes it lands within 0.05 in all seeds of the same simulation.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def fit_pstar(
     rounds: Sequence[tuple[float, float, Sequence[float], Sequence[float]]],
     p_min: float,
     p_max: float,
+    extrapolate: bool = False,
 ) -> PstarFit | None:
     """Fit L = c_round + b*rho + a*rho^2 over all rounds; None with fewer than 3 distinct ratios.
 
@@ -48,6 +50,9 @@ def fit_pstar(
             losses). Non-finite losses are skipped.
         p_min: Lower end of the ratio range.
         p_max: Upper end of the ratio range.
+        extrapolate: Search the fitted curve's minimum over all of [p_min, p_max] (True) or
+            only over the range of ratios actually probed (False, default): a curve fitted to
+            probes that cluster in one region says little about ratios far from them.
     """
     rows: list[tuple[int, float, float]] = []
     for t, (p, l0, ratios, losses) in enumerate(rounds):
@@ -65,8 +70,11 @@ def fit_pstar(
     design = np.column_stack([dummies, x, x**2])
     coef, *_ = np.linalg.lstsq(design, data[:, 2], rcond=None)
     b, a = float(coef[-2]), float(coef[-1])
-    grid = np.linspace(p_min, p_max, 701)
+    lo, hi = p_min, p_max
+    if not extrapolate:
+        lo, hi = max(p_min, float(x.min())), min(p_max, float(x.max()))
+    grid = np.linspace(lo, hi, 701)
     if a > 0:
-        grid = np.append(grid, np.clip(-b / (2 * a), p_min, p_max))
+        grid = np.append(grid, np.clip(-b / (2 * a), lo, hi))
     best = float(grid[np.argmin(b * grid + a * grid**2)])
     return PstarFit(best, a, b, len(data))

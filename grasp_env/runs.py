@@ -171,19 +171,28 @@ class RoundLogger:
         w.add_scalar("controller/learned_ratio", float(record["learned_ratio"]), step)
         w.add_scalar("env/baseline_loss", float(record["baseline_loss"]), step)
         w.add_scalar("env/achieved_sparsity", float(record["achieved_sparsity"]), step)
+        first = int(record.get("first_step", step - len(record.get("train_losses", [])) + 1))
         for i, loss in enumerate(record.get("train_losses", [])):
-            w.add_scalar("losses/train", float(loss), step - len(record["train_losses"]) + i + 1)
+            w.add_scalar("losses/train", float(loss), first + i)
         with self.history_path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, default=float) + "\n")
+        self.writer.flush()  # the round checkpoint follows: nothing before it may be lost
 
     def final(self, metrics: dict[str, float], hparams: dict[str, Any], step: int) -> None:
-        """Final metrics under eval/ and the HPARAMS view; closes the writer."""
+        """Final metrics under eval/ and the HPARAMS view at `step`; closes the writer.
+
+        The main job passes the controller run's last step + 1, the purge step of a resumed
+        writer, so a final stage that is repeated after a kill replaces its points.
+        """
         for key, value in metrics.items():
             self.writer.add_scalar(f"eval/{key}", float(value), step)
         clean = {
             k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in hparams.items()
         }
         self.writer.add_hparams(
-            clean, {f"hparam/{k}": float(v) for k, v in metrics.items()}, run_name="."
+            clean,
+            {f"hparam/{k}": float(v) for k, v in metrics.items()},
+            run_name=".",
+            global_step=step,
         )
         self.writer.close()

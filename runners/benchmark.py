@@ -37,7 +37,7 @@ import tyro
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents import AGENTS, make_agent  # noqa: E402
+from agents import AGENTS, GRPOConfig, make_agent  # noqa: E402
 from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
 from grasp_env.env import ControllerConfig, GraspLoRAEnv  # noqa: E402
 from grasp_env.pipeline import final_run, prepare  # noqa: E402
@@ -65,7 +65,18 @@ class Args(ExperimentArgs):
     for the grid again). Its seconds are the earlier run's."""
 
 
-GRID_KEYS = ("preset", "task", "source", "target", "model", "merge_form", "seeds", "ratios")
+GRID_KEYS = (
+    "preset",
+    "task",
+    "source",
+    "target",
+    "model",
+    "merge_form",
+    "source_data",
+    "target_data",
+    "seeds",
+    "ratios",
+)
 
 
 def _peak_rss_mb() -> float:
@@ -105,9 +116,11 @@ def _grid(prep, ratios) -> dict:
 def _agent(prep, name: str, seed: int, controller: ControllerConfig) -> dict:
     t0 = time.perf_counter()
     env = GraspLoRAEnv(prepared=prep, **asdict(controller))
-    agent = make_agent(name, env, seed=seed).learn(seed=seed)
+    grpo = GRPOConfig(num_generations=controller.group_size, seed=seed)
+    agent = make_agent(name, env, seed=seed, grpo=grpo).learn(seed=seed)
     finished = getattr(agent, "finished", None)
     ratio = finished["learned_ratio"] if finished else env.learned_ratio()
+    rounds = finished["rounds"] if finished else len(env.history)
     controller_s = time.perf_counter() - t0
     run = final_run(prep, ratio, "merged")
     return {
@@ -115,7 +128,7 @@ def _agent(prep, name: str, seed: int, controller: ControllerConfig) -> dict:
         "test": run.test,
         "test_loss": run.test_loss,
         "controller_s": controller_s,
-        "rounds": len(env.history),
+        "rounds": rounds,
         "final_s": run.seconds,
         "seconds": time.perf_counter() - t0,
         "peak_rss_mb": _peak_rss_mb(),
@@ -142,10 +155,11 @@ def _load_grid(args: Args) -> tuple[list[dict], list[float]]:
     try:
         earlier = json.loads(path.read_text())
         config, grid = earlier["config"], earlier["methods"]["grid"]
-    except (json.JSONDecodeError, KeyError) as err:
+        per_seed, prepare_s = grid["per_seed"], earlier["prepare_s"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(
-            f"--grid-from {path}: not a benchmark.json ({err}); fix: give one written by "
-            "runners/benchmark.py"
+            f"--grid-from {path}: not a benchmark.json ({type(err).__name__}: {err}); fix: give "
+            "one written by runners/benchmark.py"
         ) from None
     ours = asdict(args)
     for key in GRID_KEYS:
@@ -155,12 +169,18 @@ def _load_grid(args: Args) -> tuple[list[dict], list[float]]:
                 f"--grid-from {path}: its {key}={config.get(key)!r} differs from this run's "
                 f"{mine!r}; fix: use the same {key} or run the grid again"
             )
-    if "points" not in grid["per_seed"][0]:
+    mine, theirs = args.controller.mask_scope, config.get("controller", {}).get("mask_scope")
+    if theirs != mine:
+        raise ValueError(
+            f"--grid-from {path}: its mask_scope={theirs!r} differs from this run's {mine!r}; "
+            "fix: use the same --mask-scope or run the grid again"
+        )
+    if not per_seed or "points" not in per_seed[0]:
         raise ValueError(
             f"--grid-from {path}: written by an older benchmark.py without per-point timings; "
             "fix: run the grid again"
         )
-    return grid["per_seed"], earlier["prepare_s"]
+    return per_seed, prepare_s
 
 
 def _summary(per_seed: list[dict]) -> dict:
@@ -209,7 +229,16 @@ def main(args: Args) -> int:
         raise ValueError(f"--agents {unknown} unknown; fix: use any of {sorted(AGENTS)}")
     if not args.seeds:
         raise ValueError("--seeds is empty; fix: give at least one seed")
+    if not args.ratios or not all(0.0 <= r <= 1.0 for r in args.ratios):
+        raise ValueError(f"--ratios {list(args.ratios)}; fix: give ratios in [0, 1]")
     preset = get_preset(args.preset)
+    if args.controller.micro_dev_size > preset.sizes.micro_dev:
+        raise ValueError(
+            f"--micro-dev-size {args.controller.micro_dev_size} exceeds the {preset.name} "
+            f"preset's micro-dev split ({preset.sizes.micro_dev} rows); fix: use at most "
+            f"{preset.sizes.micro_dev}"
+        )
+    args.pipeline_config()  # validates task, merge form, mask scope before any work
     metric = "em" if args.task == "qa" else "rouge_l"
     earlier_grid, earlier_prepare = _load_grid(args) if args.grid_from else (None, None)
     name = args.run_name or f"benchmark-{args.task}-{args.source}-{args.target}"

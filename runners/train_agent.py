@@ -76,7 +76,7 @@ def main(args: Args) -> int:
         run_dir = make_run_dir(args.out_dir, name, args.overwrite)
     ckpt_dir = run_dir / "checkpoint"
     if not args.resume:
-        shutil.rmtree(ckpt_dir, ignore_errors=True)  # --overwrite: never resume stale state
+        _clear_stale_stages(run_dir)
     t0 = time.perf_counter()
 
     # build: backbone, data, source/target adapters (cached), merge
@@ -93,7 +93,9 @@ def main(args: Args) -> int:
     # final run at p*, checkpointed after every dev evaluation
     t2 = time.perf_counter()
     final_ckpt = ckpt_dir / "final.pt"
-    resume = load_checkpoint(final_ckpt) if args.resume and final_ckpt.is_file() else None
+    resume = None
+    if args.resume and final_ckpt.is_file():
+        resume = load_checkpoint(final_ckpt, "final", ("ratio", "step", "params", "seconds"))
     if resume is not None and resume["ratio"] != pstar:
         raise CheckpointError(
             f"{final_ckpt}: final run at ratio {resume['ratio']} but p* = {pstar}; fix: delete "
@@ -101,7 +103,7 @@ def main(args: Args) -> int:
         )
 
     def on_final_checkpoint(state: dict) -> None:
-        save_checkpoint(final_ckpt, {**state, "ratio": pstar})
+        save_checkpoint(final_ckpt, {**state, "ratio": pstar}, "final")
         maybe_fault("final_checkpoint")
 
     run = final_run(
@@ -145,8 +147,9 @@ def main(args: Args) -> int:
     logger.final(
         {**run.test, "test_loss": run.test_loss, "learned_ratio": pstar},
         {k: v for k, v in config.items() if not isinstance(v, dict)},
-        finished["steps_done"],
+        finished["steps_done"] + 1,
     )
+    maybe_fault("final_logged")  # tests: a kill between the TensorBoard eval and metrics.json
     write_json(run_dir / "metrics.json", metrics)
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete; nothing to resume
     print(
@@ -158,6 +161,19 @@ def main(args: Args) -> int:
         f"{final_s:.1f} s, total {total_s:.1f} s -> {run_dir}"
     )
     return 0
+
+
+def _clear_stale_stages(run_dir: Path) -> None:
+    """--overwrite: remove what an earlier run left that a later --resume would trust.
+
+    Stage markers (controller.json, metrics.json), checkpoints and TensorBoard files of the
+    old run would otherwise be read as this run's progress or mixed into its curves.
+    """
+    shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
+    for name in ("controller.json", "metrics.json", "history.jsonl", "agent.json", "agent.zip"):
+        (run_dir / name).unlink(missing_ok=True)
+    for events in run_dir.glob("events.out.tfevents.*"):
+        events.unlink()
 
 
 def _check_before_any_work(args: Args, preset) -> None:
@@ -190,7 +206,23 @@ def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: d
     """
     done_path = run_dir / "controller.json"
     if args.resume and done_path.is_file():
-        finished = json.loads(done_path.read_text(encoding="utf-8"))
+        try:
+            finished = json.loads(done_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            finished = None
+        needed = {
+            "learned_ratio",
+            "learned_ratio_by_rule",
+            "rounds",
+            "controller_s",
+            "rounds_logged",
+            "steps_done",
+        }
+        if not isinstance(finished, dict) or not needed <= set(finished):
+            raise CheckpointError(
+                f"{done_path} lacks {sorted(needed - set(finished or {}))}; fix: delete it to "
+                "rerun the controller stage, or rerun with --overwrite"
+            )
         print(f"controller: done before the interruption, p* = {finished['learned_ratio']:.4f}")
         return finished
     t1 = time.perf_counter()
@@ -201,7 +233,9 @@ def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: d
     ckpt_path = ckpt_dir / "controller.pt"
     state = None
     if args.resume and ckpt_path.is_file() and resumable:
-        state = load_checkpoint(ckpt_path)
+        state = load_checkpoint(
+            ckpt_path, "controller", ("env", "agent", "rounds_logged", "seen_losses")
+        )
         env.load_state_dict(state["env"])
         agent.load_state_dict(state["agent"])
     elif args.resume and not resumable:
@@ -215,12 +249,16 @@ def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: d
     def on_round(record: dict) -> None:
         nonlocal seen_losses, rounds_logged
         last = env.history[-1]
-        losses = env.train_losses[seen_losses:]
-        seen_losses = len(env.train_losses)
+        # The env has already trained the next round's K steps when a round is reported:
+        # log only the steps up to this round's own step, on their own step numbers.
+        first_step = seen_losses + 1
+        losses = env.train_losses[seen_losses : last["step"]]
+        seen_losses = last["step"]
         logger.round(
             {
                 "round": last["round"],
                 "step": last["step"],
+                "first_step": first_step,
                 "ratios": last["candidates"],
                 "rewards": last["rewards"],
                 "candidate_losses": last["losses"],
@@ -245,12 +283,13 @@ def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: d
                     "seen_losses": seen_losses,
                     "controller_s": elapsed_before + time.perf_counter() - t1,
                 },
+                "controller",
             )
             maybe_fault("controller_checkpoint")
 
     from tqdm.auto import tqdm
 
-    n_rounds = env.budget // args.controller.update_interval
+    n_rounds = -(-env.budget // args.controller.update_interval)  # the last may be short
     with tqdm(
         total=n_rounds, initial=rounds_before, desc=f"controller ({args.agent})", leave=False
     ) as bar:

@@ -169,6 +169,12 @@ def test_adapter_cache_reuses_and_rebuilds_corrupted_entries(backbone, isolated_
     messages = []
     cached_adapter(key, train, log=messages.append)
     assert len(calls) == 2 and "corrupted" in messages[0]
+    # a partial entry (killed before its manifest was written) is rebuilt too
+    (entry / "MANIFEST.json").unlink()
+    cached_adapter(key, train, log=messages.append)
+    assert len(calls) == 3 and any("MANIFEST.json is missing" in m for m in messages)
+    cached_adapter(key, train, log=messages.append)
+    assert len(calls) == 3  # and the rebuilt entry is used again
 
 
 def test_input_aware_importance_matches_its_formula_and_gives_exact_masks(backbone):

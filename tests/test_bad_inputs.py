@@ -45,21 +45,25 @@ def _qa_row(i: int, answer_at: int | None = None) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def bad_files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("bad-data")
+def make_bad_files(d: Path) -> Path:
+    """The broken files and model directories the matrix points at."""
     (d / "malformed.jsonl").write_text(json.dumps(_qa_row(0)) + "\n{not json\n")
     (d / "span.jsonl").write_text(
         "".join(json.dumps(_qa_row(i, answer_at=0 if i == 3 else None)) + "\n" for i in range(200))
     )
     (d / "few.jsonl").write_text("".join(json.dumps(_qa_row(i)) + "\n" for i in range(60)))
     (d / "notes.txt").write_text("hello")
-    (d / "empty-model").mkdir()
+    (d / "empty-model").mkdir(exist_ok=True)
     bin_only = d / "bin-model"
-    bin_only.mkdir()
+    bin_only.mkdir(exist_ok=True)
     (bin_only / "config.json").write_text(json.dumps({"model_type": "llama"}))
     (bin_only / "pytorch_model.bin").write_bytes(b"\x00" * 16)
     return d
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    return make_bad_files(tmp_path_factory.mktemp("bad-data"))
 
 
 # (flags, what the one-line message must contain). Every case: exit 2, no traceback.
@@ -90,6 +94,8 @@ CASES = {
     "model with pickle weights only": (["--model", "{d}/bin-model"], "safetensors"),
     "non-numeric ratio": (["--p-min", "abc"], "abc"),
     "non-numeric seed": (["--seed", "x1"], "x1"),
+    "negative seed": (["--seed", "-1"], "seed=-1"),
+    "negative policy spread": (["--grpo.sigma-init", "-0.1"], "sigma_init=-0.1"),
     "resume and overwrite": (["--resume", "--overwrite"], "--resume and --overwrite"),
     "resume without a run": (["--resume", "--run-name", "never-ran"], "no run to resume"),
 }

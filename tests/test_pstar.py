@@ -20,7 +20,17 @@ def test_fit_recovers_the_vertex_despite_round_offsets():
 
 def test_fit_picks_the_better_end_when_the_curve_is_monotone():
     rounds = [(0.4, 1.0 - 0.4, (0.2, 0.6), (1.0 - 0.2, 1.0 - 0.6))]  # L = 1 - rho
-    assert fit_pstar(rounds, 0.1, 0.8).ratio == pytest.approx(0.8)
+    # by default p* stays inside the probed range [0.2, 0.6]; extrapolating reaches the bound
+    assert fit_pstar(rounds, 0.1, 0.8).ratio == pytest.approx(0.6)
+    assert fit_pstar(rounds, 0.1, 0.8, extrapolate=True).ratio == pytest.approx(0.8)
+
+
+def test_fit_does_not_extrapolate_a_valley_beyond_the_probes():
+    # a valley at 0.75 seen only through probes in [0.3, 0.5]
+    f = lambda r: 1.0 + (r - 0.75) ** 2  # noqa: E731
+    rounds = [(0.4, f(0.4), (0.3, 0.35, 0.5), [f(r) for r in (0.3, 0.35, 0.5)])]
+    assert fit_pstar(rounds, 0.1, 0.8).ratio == pytest.approx(0.5)
+    assert fit_pstar(rounds, 0.1, 0.8, extrapolate=True).ratio == pytest.approx(0.75, abs=1e-3)
 
 
 def test_fit_needs_three_distinct_ratios_and_skips_non_finite_losses():

@@ -43,17 +43,20 @@ def reference_run(isolated_cache, tiny_backbone_dir, tmp_path_factory):
     return out / "ref"
 
 
-# controller_round: killed after round 2 was logged but before its checkpoint (the worst case
-# for duplicates); final_checkpoint: killed in the final run right after its checkpoint.
-@pytest.mark.parametrize("fault", ["controller_round:2", "final_checkpoint:1"])
+# controller_round:1 - killed after round 0 was logged, before any checkpoint (restart from
+# scratch over a non-empty run dir); controller_round:3 - after round 2 was logged but before
+# its checkpoint (the worst case for duplicates); final_checkpoint:1 - in the final run right
+# after its checkpoint; final_logged:1 - after TensorBoard's eval/* but before metrics.json.
+@pytest.mark.parametrize(
+    "fault", ["controller_round:1", "controller_round:3", "final_checkpoint:1", "final_logged:1"]
+)
 def test_sigkill_then_resume_equals_an_uninterrupted_run(reference_run, isolated_cache, fault):
     out = reference_run.parent
-    name = "killed-" + fault.split(":")[0]
+    name = "killed-" + fault.replace(":", "-")
     killed = _run("--out-dir", str(out), "--run-name", name, cache=isolated_cache, fault=fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     run = out / name
     assert not (run / "metrics.json").exists()
-    assert (run / "checkpoint").is_dir()
 
     resumed = _run("--out-dir", str(out), "--run-name", name, "--resume", cache=isolated_cache)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -67,10 +70,20 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(reference_run, isolated
     ref_hist = (reference_run / "history.jsonl").read_text().splitlines()
     got_hist = (run / "history.jsonl").read_text().splitlines()
     assert got_hist == ref_hist  # no lost, duplicated or altered round
-    for tag in ("controller/committed_ratio", "controller/mu", "losses/train"):
+    tags = ("controller/committed_ratio", "controller/mu", "losses/train", "eval/em")
+    for tag in tags:
         got_s, ref_s = _scalars(run, tag), _scalars(reference_run, tag)
         assert got_s == ref_s, tag
         assert len({s for s, _ in got_s}) == len(got_s)  # every step once
+
+
+def test_training_losses_sit_on_their_own_steps(reference_run):
+    steps = [s for s, _ in _scalars(reference_run, "losses/train")]
+    assert steps == list(range(1, 21))  # --train-steps 20: one point per optimizer step
+    rounds = [json.loads(x) for x in (reference_run / "history.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rounds] == [5, 10, 15, 20]
+    assert all(len(r["train_losses"]) == 5 for r in rounds)
+    assert _scalars(reference_run, "eval/em")[0][0] == 21  # after the controller run's last step
 
 
 def test_resume_refuses_other_flags_and_missing_runs(reference_run, isolated_cache):
