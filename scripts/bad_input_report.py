@@ -56,7 +56,8 @@ def main() -> int:
                 env={**os.environ},
                 timeout=600,
             )
-            msg = _message(proc.stderr).replace(str(d), "{d}").replace("|", "\\|")
+            msg = _message(proc.stderr).replace(str(d), "{d}").replace(str(ROOT) + "/", "")
+            msg = msg.replace("|", "\\|")
             shown = " ".join(flags).replace("|", "\\|")
             tb = "yes" if "Traceback" in proc.stderr else "no"
             print(f"| {case} | `{shown}` | {proc.returncode} | {tb} | {msg} |")
