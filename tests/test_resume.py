@@ -125,3 +125,41 @@ def test_a_finished_run_is_not_rerun(reference_run, isolated_cache):
     )
     assert again.returncode == 0 and "already finished" in again.stdout
     assert (reference_run / "metrics.json").read_text() == before
+
+
+def test_sigkill_from_outside_at_an_arbitrary_moment(isolated_cache, tiny_backbone_dir, tmp_path):
+    """No fault hook: the test itself kills the run once a few rounds are on disk."""
+    import time
+
+    longer = ["--train-steps", "200", "--out-dir", str(tmp_path)]
+    env = {**os.environ, "GRASP_CACHE_DIR": str(isolated_cache)}
+    env.pop("GRASP_FAULT", None)
+    cmd = [sys.executable, str(ROOT / "runners" / "train_agent.py"), *FLAGS, *longer]
+    proc = subprocess.Popen(
+        [*cmd, "--run-name", "ext"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    history = tmp_path / "ext" / "history.jsonl"
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        if history.exists() and len(history.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+
+    resumed = subprocess.run(
+        [*cmd, "--run-name", "ext", "--resume"], capture_output=True, text=True, env=env
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    whole = subprocess.run([*cmd, "--run-name", "whole"], capture_output=True, text=True, env=env)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    got = json.loads((tmp_path / "ext" / "metrics.json").read_text())
+    ref = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert (got["learned_ratio"], got["test"]) == (ref["learned_ratio"], ref["test"])
+    assert (tmp_path / "ext" / "history.jsonl").read_text() == (
+        tmp_path / "whole" / "history.jsonl"
+    ).read_text()
+    steps = [s for s, _ in _scalars(tmp_path / "ext", "controller/committed_ratio")]
+    assert steps == [s for s, _ in _scalars(tmp_path / "whole", "controller/committed_ratio")]
+    assert len(set(steps)) == len(steps) == 40
