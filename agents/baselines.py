@@ -245,6 +245,11 @@ class SB3Agent(_Agent):
         self.model = algo_cls(
             "MlpPolicy", self.recorder, seed=seed, verbose=0, device="cpu", **kwargs
         )
+        # SB3's default logger makes an empty $TMPDIR/SB3-<time> folder per learn() call; our
+        # TensorBoard logging goes through the run directory instead.
+        from stable_baselines3.common.logger import Logger
+
+        self.model.set_logger(Logger(folder=None, output_formats=[]))
 
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """The SB3 policy's action."""

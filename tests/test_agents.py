@@ -86,12 +86,16 @@ def test_sb3_agent_logs_the_same_tags_through_the_main_job(
 
 
 def test_sb3_agent_save_load_round_trip(prepared, tmp_path):
+    import tempfile
+
     import numpy as np
 
     from agents.baselines import SB3Agent
 
     env = GraspLoRAEnv(prepared=prepared, train_steps=6, update_interval=2, micro_dev_size=4)
+    before = set(Path(tempfile.gettempdir()).glob("SB3-*"))
     agent = make_agent("ppo", env, seed=0).learn(seed=0)
+    assert set(Path(tempfile.gettempdir()).glob("SB3-*")) == before  # no stray log folders
     agent.save(tmp_path / "ppo.zip")
     loaded = SB3Agent.load(tmp_path / "ppo.zip", env, algo="ppo", run_dir=tmp_path)
     obs = np.zeros(7, dtype=np.float32)
