@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ExperimentArgs", "run_cli"]
+__all__ = ["ExperimentArgs", "check_before_work", "run_cli"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,16 @@ class ExperimentArgs:
         if self.seed < 0:
             raise ValueError(f"seed={self.seed}; fix: use a seed >= 0 (numpy seeds are unsigned)")
 
+    def identity(self, preset_name: str) -> dict[str, Any]:
+        """What names an experiment in every metrics.json: preset, task, languages, seed."""
+        return {
+            "preset": preset_name,
+            "task": self.task,
+            "source": self.source,
+            "target": self.target,
+            "seed": self.seed,
+        }
+
     def pipeline_config(self, seed: int | None = None, **extra: Any) -> Any:
         """The PipelineConfig these flags describe (`seed` overrides --seed, e.g. per seed)."""
         from grasp_env.pipeline import PipelineConfig
@@ -64,6 +74,21 @@ class ExperimentArgs:
             trust_remote_code=self.trust_remote_code,
             **extra,
         )
+
+
+def check_before_work(args: ExperimentArgs, preset: Any, controller: Any) -> None:
+    """Fail on flags that would otherwise only break after minutes of adapter training.
+
+    Validates task, merge form and mask scope (through PipelineConfig) and that the
+    controller's micro-dev size fits the preset's micro-dev split.
+    """
+    if controller.micro_dev_size > preset.sizes.micro_dev:
+        raise ValueError(
+            f"--micro-dev-size {controller.micro_dev_size} exceeds the {preset.name} preset's "
+            f"micro-dev split ({preset.sizes.micro_dev} rows); fix: use at most "
+            f"{preset.sizes.micro_dev}"
+        )
+    args.pipeline_config(mask_scope=controller.mask_scope)
 
 
 def run_cli(main: Callable[[Any], int], args_type: type) -> None:

@@ -38,7 +38,7 @@ import tyro
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents import AGENTS, GRPOConfig, make_agent  # noqa: E402
-from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
+from grasp_env.cli import ExperimentArgs, check_before_work, run_cli  # noqa: E402
 from grasp_env.env import ControllerConfig, GraspLoRAEnv  # noqa: E402
 from grasp_env.pipeline import final_run, prepare  # noqa: E402
 from grasp_env.presets import get_preset  # noqa: E402
@@ -232,13 +232,7 @@ def main(args: Args) -> int:
     if not args.ratios or not all(0.0 <= r <= 1.0 for r in args.ratios):
         raise ValueError(f"--ratios {list(args.ratios)}; fix: give ratios in [0, 1]")
     preset = get_preset(args.preset)
-    if args.controller.micro_dev_size > preset.sizes.micro_dev:
-        raise ValueError(
-            f"--micro-dev-size {args.controller.micro_dev_size} exceeds the {preset.name} "
-            f"preset's micro-dev split ({preset.sizes.micro_dev} rows); fix: use at most "
-            f"{preset.sizes.micro_dev}"
-        )
-    args.pipeline_config()  # validates task, merge form, mask scope before any work
+    check_before_work(args, preset, args.controller)
     metric = "em" if args.task == "qa" else "rouge_l"
     earlier_grid, earlier_prepare = _load_grid(args) if args.grid_from else (None, None)
     name = args.run_name or f"benchmark-{args.task}-{args.source}-{args.target}"

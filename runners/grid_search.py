@@ -97,11 +97,7 @@ def main(args: Args) -> int:
 
     metrics = {
         "agent": "grid",
-        "preset": preset.name,
-        "task": args.task,
-        "source": args.source,
-        "target": args.target,
-        "seed": args.seed,
+        **args.identity(preset.name),
         "backbone": prep.backbone,
         "selected_ratio": best["ratio"],
         "selection": "lowest dev loss",

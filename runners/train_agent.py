@@ -31,7 +31,7 @@ from grasp_env.checkpoint import (  # noqa: E402
     maybe_fault,
     save_checkpoint,
 )
-from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
+from grasp_env.cli import ExperimentArgs, check_before_work, run_cli  # noqa: E402
 from grasp_env.env import ControllerConfig, GraspLoRAEnv  # noqa: E402
 from grasp_env.pipeline import final_run, prepare  # noqa: E402
 from grasp_env.presets import get_preset  # noqa: E402
@@ -121,11 +121,7 @@ def main(args: Args) -> int:
 
     metrics = {
         "agent": args.agent,
-        "preset": preset.name,
-        "task": args.task,
-        "source": args.source,
-        "target": args.target,
-        "seed": args.seed,
+        **args.identity(preset.name),
         "backbone": prep.backbone,
         "learned_ratio": pstar,
         "pstar_rule": args.controller.pstar_rule,
@@ -189,13 +185,7 @@ def _check_before_any_work(args: Args, preset) -> None:
             f"--grpo.num-generations {args.grpo.num_generations} differs from --group-size "
             f"{ctrl.group_size}; fix: make them equal (one policy update per round)"
         )
-    if ctrl.micro_dev_size > preset.sizes.micro_dev:
-        raise ValueError(
-            f"--micro-dev-size {ctrl.micro_dev_size} exceeds the {preset.name} preset's "
-            f"micro-dev split ({preset.sizes.micro_dev} rows); fix: use at most "
-            f"{preset.sizes.micro_dev}"
-        )
-    args.pipeline_config()  # validates task, merge form, mask scope
+    check_before_work(args, preset, ctrl)
 
 
 def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: dict) -> dict:
