@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grasp_env.metrics import DEFAULT_ROUGE, metric_conventions
+
 __all__ = ["ExperimentArgs", "check_before_work", "run_cli"]
 
 
@@ -37,6 +39,13 @@ class ExperimentArgs:
     trust_remote_code: bool = False
     """Allow a hub/directory backbone to run its own Python code (off: only built-in
     transformers architectures load)."""
+    rouge: str = DEFAULT_ROUGE
+    """ROUGE-L convention: xlsum (XL-Sum's multilingual ROUGE: Arabic Snowball stems, Chinese
+    jieba words; comparable with XL-Sum's published scores) or unstemmed (words, CJK by
+    character: the convention of the numbers in docs/BENCHMARKS.md before issue 12)."""
+    bertscore_model: str | None = None
+    """Local encoder directory for BERTScore F1 (its layer comes from bert-score's table,
+    e.g. .../bert-base-multilingual-cased: layer 9); default: no BERTScore."""
     out_dir: Path = Path("runs")
     """Parent directory of run directories."""
     run_name: str | None = None
@@ -58,6 +67,10 @@ class ExperimentArgs:
             "seed": self.seed,
         }
 
+    def metric_conventions(self) -> dict[str, str]:
+        """How each test metric is defined: `metric_conventions` in metrics.json."""
+        return metric_conventions(self.task, self.target, self.rouge, self.bertscore_model)
+
     def pipeline_config(self, seed: int | None = None, **extra: Any) -> Any:
         """The PipelineConfig these flags describe (`seed` overrides --seed, e.g. per seed)."""
         from grasp_env.pipeline import PipelineConfig
@@ -72,6 +85,8 @@ class ExperimentArgs:
             source_data=self.source_data,
             target_data=self.target_data,
             trust_remote_code=self.trust_remote_code,
+            rouge=self.rouge,
+            bertscore_model=self.bertscore_model,
             **extra,
         )
 

@@ -34,9 +34,17 @@ from grasp_env.lm import (
     generate,
     reference_texts,
 )
-from grasp_env.metrics import qa_metrics, summary_metrics
+from grasp_env.metrics import (
+    DEFAULT_ROUGE,
+    MLQA_LANGUAGES,
+    MetricUnavailable,
+    bertscore_layer,
+    qa_metrics,
+    summary_metrics,
+)
 from grasp_env.presets import Preset, load_preset_backbone
 from grasp_env.pruning import input_aware_importance
+from grasp_env.rouge_tokenizers import check_rouge
 
 __all__ = ["ARMS", "PipelineConfig", "Prepared", "RunResult", "final_run", "prepare", "score"]
 
@@ -83,6 +91,12 @@ class PipelineConfig:
     """Target-language data override (same forms as `source_data`); None takes the preset's."""
     trust_remote_code: bool = False
     """Let a hub/directory backbone run its own Python code. Off unless asked for."""
+    rouge: str = DEFAULT_ROUGE
+    """ROUGE-L tokens: 'xlsum' (XL-Sum's multilingual ROUGE: Snowball stems, jieba words for zh)
+    or 'unstemmed' (words, CJK by character; the convention before issue 12)."""
+    bertscore_model: str | None = None
+    """Local encoder directory for BERTScore F1 (e.g. .../bert-base-multilingual-cased); None:
+    not computed."""
 
     def __post_init__(self) -> None:
         """Fail before any work on a value that would only break minutes later."""
@@ -104,6 +118,17 @@ class PipelineConfig:
                 f"final_rebuild_every={self.final_rebuild_every}; fix: use 0 (never) or a "
                 "positive number of steps"
             )
+        if self.task == "qa" and self.target not in MLQA_LANGUAGES:
+            raise ValueError(
+                f"target={self.target!r}: QA is scored with MLQA's EM/F1, defined for "
+                f"{MLQA_LANGUAGES} only; fix: pick one of those target languages"
+            )
+        try:
+            check_rouge(self.target if self.task == "summarization" else None, self.rouge)
+            if self.bertscore_model is not None:
+                bertscore_layer(self.bertscore_model)
+        except MetricUnavailable as err:
+            raise ValueError(str(err)) from None
 
 
 def _data_id(source: str) -> str:
@@ -346,8 +371,9 @@ def score(prep: Prepared, model: Any, split: str = "test") -> dict[str, float]:
     )
     refs = reference_texts(rows, cfg.task, cfg.target)
     if cfg.task == "qa":
-        return qa_metrics(preds, [r["answers"]["text"] for r in rows], cfg.target)
-    return summary_metrics(preds, refs, cfg.target)
+        answers = [r["answers"]["text"] for r in rows]
+        return qa_metrics(preds, answers, cfg.target, cfg.bertscore_model)
+    return summary_metrics(preds, refs, cfg.target, cfg.bertscore_model, rouge=cfg.rouge)
 
 
 def final_run(

@@ -175,6 +175,12 @@ def _load_grid(args: Args) -> tuple[list[dict], list[float]]:
             f"--grid-from {path}: its mask_scope={theirs!r} differs from this run's {mine!r}; "
             "fix: use the same --mask-scope or run the grid again"
         )
+    if earlier.get("metric_conventions") != args.metric_conventions():
+        raise ValueError(
+            f"--grid-from {path}: its test scores were computed under other metric conventions "
+            f"({earlier.get('metric_conventions')} vs {args.metric_conventions()}); fix: use "
+            "the same --rouge/--bertscore-model or run the grid again"
+        )
     if not per_seed or "points" not in per_seed[0]:
         raise ValueError(
             f"--grid-from {path}: written by an older benchmark.py without per-point timings; "
@@ -268,6 +274,7 @@ def main(args: Args) -> int:
             "prepare_s": prepare_s,
             "grid_prepare_s": earlier_prepare,
             "methods": results,
+            "metric_conventions": args.metric_conventions(),
         },
     )
     _plot(results, metric, run_dir / "benchmark.png")

@@ -53,6 +53,7 @@ def validate(args: Args) -> None:
     unknown = [b for b in args.baselines if b not in BASELINES]
     if unknown:
         raise ValueError(f"--baselines {unknown} unknown; fix: use any of {BASELINES}")
+    args.pipeline_config()  # task, languages, --rouge, --bertscore-model: before the run dir
 
 
 def main(args: Args) -> int:
@@ -102,6 +103,7 @@ def main(args: Args) -> int:
         "selected_ratio": best["ratio"],
         "selection": "lowest dev loss",
         "test": best["test"],
+        "metric_conventions": args.metric_conventions(),
         "test_loss": best["test_loss"],
         "points": points,
         "baselines": baselines,

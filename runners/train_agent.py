@@ -127,6 +127,7 @@ def main(args: Args) -> int:
         "pstar_rule": args.controller.pstar_rule,
         "learned_ratio_by_rule": finished["learned_ratio_by_rule"],
         "test": run.test,
+        "metric_conventions": args.metric_conventions(),
         "test_loss": run.test_loss,
         "dev_loss": run.dev_loss,
         "rounds": finished["rounds"],
