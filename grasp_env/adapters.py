@@ -31,7 +31,7 @@ from typing import Any
 from grasp_env.backbone import cache_root, verify_manifest, write_manifest
 from grasp_env.checkpoint import as_tuple, restore_rng, rng_state
 from grasp_env.lm import EncodedSplit, answer_loss, collate, evaluate_loss
-from grasp_env.pruning import apply_masks, build_masks, lora_parameters, reset_optimizer_state
+from grasp_env.pruning import PruneState, lora_parameters
 
 __all__ = [
     "MERGE_FORMS",
@@ -192,8 +192,10 @@ def fit(
     """Fine-tune the LoRA weights of `model`, keeping the checkpoint with the best dev loss.
 
     With `prune`, a mask at `prune.ratio` is built before the first step and enforced after
-    every optimizer step; when it is rebuilt (`rebuild_every`), importance is recomputed and the
-    AdamW moments of newly pruned entries are reset.
+    every optimizer step; when it is rebuilt (`rebuild_every`), importance is recomputed on the
+    effective weights (stashed values for pruned entries), entries the new mask releases get
+    their stashed values back and newly pruned ones their AdamW moments reset: the same
+    `PruneState` the controller run commits with.
 
     `on_checkpoint` receives the full training state after every dev evaluation (tensors and
     plain data); passing such a state back as `resume` continues the run exactly where it was
@@ -208,14 +210,13 @@ def fit(
     optimizer = torch.optim.AdamW(
         params.values(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
-    masks = None
+    state = PruneState(params) if prune is not None else None
     order_rng = random.Random(seed)
     order: list[int] = []
     first = 1
     if resume is None:
-        if prune is not None:
-            masks = _build(params, prune)
-            apply_masks(params, masks)
+        if state is not None:
+            state.commit(params, _build(state, params, prune))
         best_loss, best_step = evaluate_loss(model, dev, pad_id), 0
         best_state = lora_state(model)
         result = FitResult(best_state, best_loss, 0, 0, dev_losses=[(0, best_loss)])
@@ -225,7 +226,8 @@ def fit(
             for name, p in params.items():
                 p.copy_(resume["params"][name])
         optimizer.load_state_dict(resume["optimizer"])
-        masks = resume["masks"]
+        if state is not None:
+            state.load_state_dict(resume["prune"])
         order = list(resume["order"])
         order_rng.setstate(as_tuple(resume["order_rng"]))
         restore_rng(resume["rng"])
@@ -257,13 +259,10 @@ def fit(
         loss.backward()
         optimizer.step()
         result.train_losses.append(loss.item())
-        if masks is not None:
+        if state is not None:
             if prune.rebuild_every and step % prune.rebuild_every == 0:
-                new = _build(params, prune)
-                newly_pruned = {n: masks[n] & ~new[n] for n in masks}
-                reset_optimizer_state(optimizer, params, newly_pruned)
-                masks = new
-            apply_masks(params, masks)
+                state.commit(params, _build(state, params, prune), optimizer)
+            state.enforce(params)
         result.steps = step
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             dev_loss = evaluate_loss(model, dev, pad_id)
@@ -280,7 +279,7 @@ def fit(
                     {
                         "params": {n: p.detach().clone() for n, p in params.items()},
                         "optimizer": optimizer.state_dict(),
-                        "masks": masks,
+                        "prune": None if state is None else state.state_dict(),
                         "order": list(order),
                         "order_rng": order_rng.getstate(),
                         "rng": rng_state(),
@@ -302,10 +301,10 @@ def fit(
     return result
 
 
-def _build(params: dict[str, Any], prune: PruneSpec) -> dict[str, Any]:
+def _build(state: PruneState, params: dict[str, Any], prune: PruneSpec) -> dict[str, Any]:
     if prune.importance is None:
-        return build_masks(params, prune.ratio, prune.scope)
-    return build_masks(params, prune.ratio, prune.scope, prune.importance)
+        return state.masks_at(params, prune.ratio, prune.scope)
+    return state.masks_at(params, prune.ratio, prune.scope, prune.importance)
 
 
 # ------------------------------------------------------------------------------ merge

@@ -38,7 +38,8 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read back (truncated, foreign or corrupted)."""
 
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+"""2: the controller process checkpoints its mask with the stash (PruneState)."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], kind: str) -> None:

@@ -3,16 +3,21 @@
 The environment (`env.py`) drives this object and never touches PEFT or torch itself, so the
 expensive LM work sits behind five methods (ARCHITECTURE.md):
 
-- `reset(seed)` — the freshly merged adapter, a fresh AdamW, a seeded data order;
+- `reset(seed)` — the freshly merged adapter (unpruned, as in the reference), a fresh AdamW,
+  a seeded data order;
 - `baseline_loss()` — micro-dev loss L0 with the committed mask;
-- `probe(ratio)` — micro-dev loss with a magnitude mask at `ratio`, weights restored exactly;
-- `commit(ratio)` — rebuild the committed mask at `ratio` from fresh importance, zero the pruned
-  weights and reset their AdamW moments;
+- `probe(ratio)` — micro-dev loss of the model masked at `ratio` (an *absolute* mask: entries
+  the committed mask holds at zero come back from the stash when `ratio` is lower), weights
+  restored exactly;
+- `commit(ratio)` — rebuild the committed mask at `ratio` from fresh importance on the
+  effective weights, stash and zero the newly pruned entries (AdamW moments reset), revive the
+  released ones from the stash;
 - `train(k)` — k optimizer steps on the target train split, the committed mask enforced after
   each step.
 
-Probing copies only the LoRA tensors (a few hundred KB at the tiny scale, 13 MB for r=8 q/v on
-Llama-3-8B) and restores them in place: the model is never copied.
+The mask and stash live in `grasp_env.pruning.PruneState`. Probing copies only the LoRA tensors
+(a few hundred KB at the tiny scale, 13 MB for r=8 q/v on Llama-3-8B) and restores them in
+place: the model is never copied.
 """
 
 from __future__ import annotations
@@ -22,13 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grasp_env.lm import answer_loss, collate, encode_rows, evaluate_loss
-from grasp_env.pruning import (
-    apply_masks,
-    build_masks,
-    lora_parameters,
-    reset_optimizer_state,
-    sparsity,
-)
+from grasp_env.pruning import PruneState, lora_parameters, sparsity
 
 __all__ = ["LoraProcess", "ProcessSettings"]
 
@@ -71,7 +70,7 @@ class LoraProcess:
         )
         self.train_split = prep.encoded["train"]
         self.optimizer: Any = None
-        self.masks: dict[str, Any] | None = None
+        self.prune = PruneState(self.params)
         self.steps_done = 0
         self._order: list[int] = []
         self._rng = random.Random(0)
@@ -89,7 +88,7 @@ class LoraProcess:
         self.optimizer = torch.optim.AdamW(
             self.params.values(), lr=self.lora.learning_rate, weight_decay=self.lora.weight_decay
         )
-        self.masks = None
+        self.prune = PruneState(self.params)
         self.steps_done = 0
         self._order = []
         self._rng = random.Random(seed)
@@ -104,32 +103,33 @@ class LoraProcess:
         )
 
     def probe(self, ratio: float) -> float:
-        """Micro-dev loss with a fresh magnitude mask at `ratio`; weights restored exactly.
+        """Micro-dev loss of the model masked at `ratio`; weights restored exactly.
 
-        The candidate mask is built on the current (committed-masked) weights, so entries
-        pruned by the commitment stay pruned when `ratio` exceeds the committed ratio.
+        The mask is absolute (PAPER.md, controller step 4): it is ranked on the effective
+        weights, and entries the committed mask holds at zero come back with their stashed
+        values when `ratio` keeps them, so a probe below the committed ratio measures a less
+        pruned model, not a copy of L0.
         """
         import torch
 
         backup = {n: p.detach().clone() for n, p in self.params.items()}
         try:
-            apply_masks(self.params, build_masks(self.params, ratio, self.settings.mask_scope))
+            keep = self.prune.masks_at(self.params, ratio, self.settings.mask_scope)
+            self.prune.load_candidate(self.params, keep)
             return self.baseline_loss()
         finally:
             with torch.no_grad():
                 for name, p in self.params.items():
                     p.copy_(backup[name])
 
-    def sparsity(self) -> float:
-        """Fraction of LoRA entries the committed mask holds at zero (0 before any commit).
+    @property
+    def masks(self) -> dict[str, Any] | None:
+        """The committed keep-masks (None before the first commit)."""
+        return self.prune.keep
 
-        Counted from the mask, not from zero values: after the ratio goes down, entries
-        released by the new mask are still exactly zero until training moves them.
-        """
-        if self.masks is None:
-            return 0.0
-        pruned = sum(int((~m).sum()) for m in self.masks.values())
-        return pruned / sum(m.numel() for m in self.masks.values())
+    def sparsity(self) -> float:
+        """Fraction of LoRA entries the committed mask holds at zero (0 before any commit)."""
+        return self.prune.sparsity()
 
     def zero_fraction(self) -> float:
         """Fraction of LoRA entries that are exactly zero right now."""
@@ -147,7 +147,7 @@ class LoraProcess:
         return {
             "params": {n: p.detach().clone() for n, p in self.params.items()},
             "optimizer": self.optimizer.state_dict(),
-            "masks": None if self.masks is None else {n: m.clone() for n, m in self.masks.items()},
+            "prune": self.prune.state_dict(),
             "steps_done": self.steps_done,
             "order": list(self._order),
             "order_rng": self._rng.getstate(),
@@ -169,7 +169,7 @@ class LoraProcess:
             for name, p in self.params.items():
                 p.copy_(state["params"][name])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.masks = state["masks"]
+        self.prune.load_state_dict(state["prune"])
         self.steps_done = int(state["steps_done"])
         self._order = list(state["order"])
         self._rng.setstate(as_tuple(state["order_rng"]))
@@ -179,18 +179,14 @@ class LoraProcess:
     # ------------------------------------------------------------------- actions
 
     def commit(self, ratio: float) -> float:
-        """Make `ratio` the committed ratio: new mask from fresh importance, state reset.
+        """Make `ratio` the committed ratio: a new absolute mask from fresh importance.
 
-        Returns the achieved sparsity of the new mask, which equals `ratio` up to flooring.
+        Newly pruned entries are stashed and zeroed (their AdamW moments reset); entries the
+        new mask releases get their stashed values back. Returns the achieved sparsity, which
+        equals `ratio` up to flooring.
         """
-        new = build_masks(self.params, ratio, self.settings.mask_scope)
-        if self.masks is None:
-            newly = {n: ~m for n, m in new.items()}
-        else:
-            newly = {n: self.masks[n] & ~new[n] for n in new}
-        reset_optimizer_state(self.optimizer, self.params, newly)
-        self.masks = new
-        apply_masks(self.params, new)
+        keep = self.prune.masks_at(self.params, ratio, self.settings.mask_scope)
+        self.prune.commit(self.params, keep, self.optimizer)
         return self.sparsity()
 
     def train(self, k: int) -> list[float]:
@@ -215,7 +211,6 @@ class LoraProcess:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            if self.masks is not None:
-                apply_masks(self.params, self.masks)
+            self.prune.enforce(self.params)
             self.steps_done += 1
         return losses

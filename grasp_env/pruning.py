@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "SCOPES",
+    "PruneState",
     "apply_masks",
     "build_masks",
     "input_aware_importance",
@@ -129,6 +130,110 @@ def reset_optimizer_state(
             for value in state.values():
                 if torch.is_tensor(value) and value.shape == pruned.shape:
                     value.masked_fill_(pruned, 0.0)
+
+
+class PruneState:
+    """The committed mask and the stash of pruned values (PAPER.md, controller run).
+
+    Pruning zeroes an entry in the live weights, but the value it had is kept in the stash, so
+    that masks stay *absolute*: a candidate or a new commitment at a lower ratio revives
+    entries with the values they had when they were pruned, instead of measuring or training a
+    model whose released entries are stuck at zero. Importance is always computed on the
+    *effective* weights (live values where kept, stashed values where pruned), so a pruned
+    entry is ranked by what it was, not by its enforced zero.
+
+    AdamW moments: entries pruned by a commit get their moments zeroed (momentum built before
+    the commit would push them off zero between step and re-zeroing). Entries *released* by a
+    commit keep the moments they accumulated while pruned (the reference does the same): those
+    are the recent gradients at that position, and zeroing them would make the released entries
+    take steps of up to ~6x the learning rate for tens of steps, because AdamW's bias
+    correction uses the tensor's shared step count and would divide a fresh second moment by
+    ~1 instead of by the (1 - beta2^t) it was built for.
+
+    Before the first commit nothing is pruned (`keep` is None): the reference trains the
+    merged adapter unpruned until its first commitment.
+    """
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        """An empty state (nothing pruned) for the LoRA tensors `params`."""
+        import torch
+
+        self.keep: dict[str, Any] | None = None
+        self.stash = {n: torch.zeros_like(p, requires_grad=False) for n, p in params.items()}
+
+    def effective(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Detached weights with every pruned entry filled in from the stash."""
+        import torch
+
+        if self.keep is None:
+            return {n: p.detach() for n, p in params.items()}
+        return {n: torch.where(self.keep[n], p.detach(), self.stash[n]) for n, p in params.items()}
+
+    def masks_at(
+        self,
+        params: dict[str, Any],
+        ratio: float,
+        scope: str = "per_tensor",
+        importance: Callable[[dict[str, Any]], dict[str, Any]] = magnitude_importance,
+    ) -> dict[str, Any]:
+        """Keep-masks at `ratio` ranked on the effective weights (absolute, stash included)."""
+        return build_masks(self.effective(params), ratio, scope, importance)
+
+    def load_candidate(self, params: dict[str, Any], keep: dict[str, Any]) -> None:
+        """Write the model masked by `keep` from the effective weights into `params`.
+
+        The caller restores the live weights afterwards (a probe); nothing here is committed.
+        """
+        import torch
+
+        effective = self.effective(params)
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(torch.where(keep[name], effective[name], torch.zeros_like(p)))
+
+    def commit(self, params: dict[str, Any], keep: dict[str, Any], optimizer: Any = None) -> None:
+        """Make `keep` the committed mask: stash and zero the newly pruned, revive the released.
+
+        Newly pruned entries also get their AdamW moments zeroed (see the class docstring).
+        """
+        import torch
+
+        old = self.keep or {n: torch.ones_like(k) for n, k in keep.items()}
+        newly = {n: old[n] & ~keep[n] for n in keep}
+        released = {n: ~old[n] & keep[n] for n in keep}
+        with torch.no_grad():
+            for name, p in params.items():
+                self.stash[name][newly[name]] = p.detach()[newly[name]]
+                p[released[name]] = self.stash[name][released[name]]
+                self.stash[name][released[name]] = 0
+                p[~keep[name]] = 0
+        if optimizer is not None:
+            reset_optimizer_state(optimizer, params, newly)
+        self.keep = {n: k.clone() for n, k in keep.items()}
+
+    def enforce(self, params: dict[str, Any]) -> None:
+        """Re-zero the committed-pruned entries (after every optimizer step)."""
+        if self.keep is not None:
+            apply_masks(params, self.keep)
+
+    def sparsity(self) -> float:
+        """Fraction of entries the committed mask holds at zero (0 before any commit)."""
+        if self.keep is None:
+            return 0.0
+        pruned = sum(int((~k).sum()) for k in self.keep.values())
+        return pruned / sum(k.numel() for k in self.keep.values())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Mask and stash as plain tensors (for round checkpoints)."""
+        return {
+            "keep": None if self.keep is None else {n: k.clone() for n, k in self.keep.items()},
+            "stash": {n: s.clone() for n, s in self.stash.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict`'s mask and stash."""
+        self.keep = state["keep"]
+        self.stash = {n: s.clone() for n, s in state["stash"].items()}
 
 
 def sparsity(params: dict[str, Any]) -> float:
