@@ -1,4 +1,4 @@
-"""GraspLoRA-v0: the GRASP LoRA controller run as a Gymnasium environment."""
+"""GraspLoRA-v1: the GRASP LoRA controller run as a Gymnasium environment."""
 
 from __future__ import annotations
 
@@ -14,15 +14,18 @@ __all__ = [
     "COMMIT_RULES",
     "PSTAR_RULES",
     "REWARD_MODES",
+    "STARTS",
     "ControllerConfig",
+    "EpisodeResult",
     "GraspLoRAEnv",
     "commit_ratio",
 ]
 
 REWARD_MODES: tuple[str, ...] = ("improvement", "relative")
 COMMIT_RULES: tuple[str, ...] = ("best_nonnegative", "best")
-PSTAR_RULES: tuple[str, ...] = ("fit", "best_reward", "last_committed")
+PSTAR_RULES: tuple[str, ...] = ("spline", "quadratic", "best_reward", "last_committed")
 COMMIT_MASKS: tuple[str, ...] = ("committed", "candidate")
+STARTS: tuple[str, ...] = ("unpruned", "p_init")
 
 _LOSS_CAP = 20.0
 _REWARD_CAP = 10.0
@@ -37,7 +40,12 @@ class ControllerConfig:
     p_max: float = 0.80
     """Largest prune ratio an action can propose."""
     p_init: float = 0.40
-    """Committed ratio at the start of the run."""
+    """Committed ratio at the start of the run (the first commit moves at most
+    max_step_delta away from it)."""
+    start: str = "unpruned"
+    """What the adapter trains with before the first commit: 'unpruned' (the reference: no
+    mask until a candidate beats the unpruned model) or 'p_init' (pruned at p_init from the
+    start, this package's behaviour before 2026-11-29)."""
     update_interval: int = 10
     """K: optimizer steps between two rounds."""
     group_size: int = 3
@@ -56,18 +64,17 @@ class ControllerConfig:
     commit_mask: str = "committed"
     """Mask built at the 'committed' (clipped) ratio, or at the 'candidate' ratio as the
     reference code does (its recorded ratio and real sparsity then disagree)."""
-    pstar_rule: str = "fit"
-    """'fit' (argmin of a quadratic fitted to every probe of the run, round fixed effects:
-    grasp_env.pstar), 'best_reward' (the paper: the candidate with the largest single reward)
-    or 'last_committed'. 'fit' is the default on the strength of scripts/pstar_simulation.py
-    (docs/BENCHMARKS.md)."""
+    pstar_rule: str = "spline"
+    """'spline' (minimiser of a penalised spline fitted to every probe of the run with round
+    fixed effects), 'quadratic' (the same with a quadratic: this package's rule before
+    2026-11-29, biased on curves that are not parabolas), 'best_reward' (the paper: the
+    candidate with the largest single reward) or 'last_committed' (grasp_env.pstar).
+    'spline' is the default on the strength of scripts/pstar_study.py (docs/BENCHMARKS.md)."""
     pstar_extrapolate: bool = False
-    """'fit' rule: search the fitted curve only over the range of ratios probed in the run
-    (False, default) or over all of [p_min, p_max] (True, the rule before 2026-11-29). A curve
-    fitted to clustered probes says little far from them: with a 60-step budget the
-    extrapolating fit put p* at the 0.8 bound in one QA en->ar seed (EM 10.56 vs 13.11 over 3
-    seeds); at the full budget both settings gave the same p* on every benchmarked pair
-    (docs/BENCHMARKS.md)."""
+    """'quadratic' rule: search the fitted curve only over the range of ratios probed in the
+    run (False, default) or over all of [p_min, p_max] (True). A curve fitted to clustered
+    probes says little far from them: with a 60-step budget the extrapolating fit put p* at
+    the 0.8 bound in one QA en->ar seed (docs/BENCHMARKS.md)."""
     mask_scope: str = "per_tensor"
     """'per_tensor' (reference) or 'global'."""
     settle_rounds: int = 0
@@ -111,6 +118,7 @@ class ControllerConfig:
             ("reward_mode", REWARD_MODES),
             ("commit_rule", COMMIT_RULES),
             ("commit_mask", COMMIT_MASKS),
+            ("start", STARTS),
             ("pstar_rule", PSTAR_RULES),
             ("mask_scope", ("per_tensor", "global")),
         ):
@@ -120,6 +128,34 @@ class ControllerConfig:
     def ratio_of(self, action: float) -> float:
         """Map an action in [-1, 1] linearly onto [p_min, p_max]."""
         return self.p_min + (float(action) + 1.0) * 0.5 * (self.p_max - self.p_min)
+
+    def action_of(self, ratio: float) -> np.ndarray:
+        """The env action that maps onto `ratio` (clipped to [-1, 1]): `ratio_of`'s inverse."""
+        a = (float(ratio) - self.p_min) / (self.p_max - self.p_min) * 2.0 - 1.0
+        return np.array([np.clip(a, -1.0, 1.0)], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """What one controller episode hands back, whichever agent drove it."""
+
+    learned_ratio: float
+    """p* under the configured rule."""
+    learned_ratio_by_rule: dict[str, float]
+    """p* under every rule (the paper's best_reward, last_committed, the estimators)."""
+    rounds: int
+    """Rounds completed."""
+    steps_done: int
+    """Optimizer steps the controller run trained."""
+    termination: str
+    """Why the episode ended ('budget spent', 'settled', 'diverged: ...', 'stalled: ...', or
+    'no controller' for the fixed agent)."""
+    committed_ratio: float
+    """The committed ratio at the end."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (controller.json, metrics.json)."""
+        return asdict(self)
 
 
 def commit_ratio(
@@ -151,9 +187,11 @@ class GraspLoRAEnv(gym.Env):
     adapter is fine-tuned on the 50-row target train split while a committed magnitude mask
     prunes it at the committed ratio p. Every K optimizer steps a round runs: C candidate
     ratios are probed on the micro-dev set, the best candidate moves p (bounded step), the mask
-    is rebuilt at p from fresh importance, and training continues. One env step probes one
-    candidate; an episode is one controller run. The learned ratio p* is read from
-    `learned_ratio()` after the episode.
+    is rebuilt at p from fresh importance, and training continues. Masks are absolute: pruned
+    values are kept in a stash (`grasp_env.pruning.PruneState`), so a candidate below p
+    measures a less pruned model and a downward commit revives the released weights. One env
+    step probes one candidate; an episode is one controller run. The learned ratio p* is read
+    from `learned_ratio()` (or `episode_result()`) after the episode.
 
     ## Action Space
     `Box(-1, 1, (1,), float32)`, mapped linearly onto [p_min, p_max].
@@ -174,16 +212,19 @@ class GraspLoRAEnv(gym.Env):
     ## Rewards
     `improvement` (default): r = L0 - L(candidate), micro-dev token-mean cross-entropy on
     target tokens; positive means the candidate beats the committed state. `relative`:
-    (L0 - L) / L0. Returned as a Python float.
+    (L0 - L) / L0. Returned as a Python float. Before the first commit L0 is the unpruned
+    model's loss (`start='unpruned'`).
 
     ## Starting State
-    The freshly merged adapter, pruned at p_init; a fresh AdamW; the train-row order drawn
-    from the reset seed; K optimizer steps already taken; L0 measured.
+    The freshly merged adapter, unpruned until the first commit as in the reference
+    (`start='p_init'`: pruned at p_init); the committed ratio p = p_init; a fresh AdamW; the
+    train-row order drawn from the reset seed; K optimizer steps already taken; L0 measured.
 
     ## Episode End
     `terminated=True` when the optimizer-step budget is spent (after the last round's commit),
-    when the learned ratio has settled (`settle_rounds` > 0, off by default), or when the
-    training loss is NaN/inf; `info["termination"]` says which. Truncation only through
+    when the learned ratio has settled (`settle_rounds` > 0, off by default), when the
+    training loss is NaN/inf, or when the process took no optimizer step (a stalled process
+    would never end the episode); `info["termination"]` says which. Truncation only through
     `max_episode_steps` (TimeLimit).
 
     ## Arguments
@@ -191,7 +232,11 @@ class GraspLoRAEnv(gym.Env):
     target-row draw), `merge_form`, and every `ControllerConfig` field as a keyword.
 
     ## Version History
-    - v0: initial version.
+    - v1: absolute masks with a stash (probes below p measure a less pruned model; a
+      downward commit restores the released weights); unpruned until the first commit
+      (reference); L0 enters p* at the ratio of the mask in force; p* rule 'spline' by
+      default; episode_result(); a stalled process ends the episode.
+    - v0: initial version (probes at or below p returned L0; pruned at p_init from reset).
     """
 
     metadata = {"render_modes": []}
@@ -214,11 +259,11 @@ class GraspLoRAEnv(gym.Env):
         unknown = set(controller) - set(ControllerConfig.__dataclass_fields__)
         if unknown:
             raise TypeError(
-                f"GraspLoRA-v0 got unknown keyword(s) {sorted(unknown)}; fix: use one of "
+                f"GraspLoRA-v1 got unknown keyword(s) {sorted(unknown)}; fix: use one of "
                 f"{sorted(ControllerConfig.__dataclass_fields__)}"
             )
         if render_mode is not None:
-            raise ValueError(f"render_mode={render_mode!r}; fix: GraspLoRA-v0 has no rendering")
+            raise ValueError(f"render_mode={render_mode!r}; fix: GraspLoRA-v1 has no rendering")
         self.config = ControllerConfig(**controller)
         if process is not None:
             # A stand-in process (grasp_env.synthetic) for controller analysis and agent unit
@@ -275,7 +320,11 @@ class GraspLoRAEnv(gym.Env):
         self.best_ratio, self.best_reward = self.committed, -math.inf
         self.last_reward, self.last_ratio = 0.0, self.committed
         self.termination = ""
-        self.achieved = self.process.commit(self.committed)
+        if self.config.start == "p_init":
+            self.mask_ratio = self.committed
+            self.achieved = self.process.commit(self.committed)
+        else:  # the reference: unpruned until a candidate beats the unpruned model
+            self.mask_ratio, self.achieved = 0.0, 0.0
         self._train_round()
         self._ready, self._done = True, self.termination != ""
         return self._get_obs(), self._get_info()
@@ -313,30 +362,49 @@ class GraspLoRAEnv(gym.Env):
     def learned_ratio(self, rule: str | None = None) -> float:
         """p* under `rule` (one of PSTAR_RULES; default: the configured one).
 
-        'fit' needs probes at three distinct ratios; before that it answers like
+        The fitted rules need probes at three distinct ratios; before that they answer like
         'last_committed'.
         """
         rule = rule or self.config.pstar_rule
         if rule not in PSTAR_RULES:
             raise ValueError(f"p* rule={rule!r} is unknown; fix: use one of {PSTAR_RULES}")
-        if rule == "fit":
-            fit = self.pstar_fit()
+        if rule in ("spline", "quadratic"):
+            fit = self.pstar_fit(rule)
             return float(fit.ratio) if fit is not None else float(self.committed)
         if rule == "last_committed" or self.best_reward == -math.inf:
             return float(self.committed)
         return float(self.best_ratio)
 
-    def pstar_fit(self):
-        """The quadratic fit behind the 'fit' rule over the finished rounds (or None)."""
-        from grasp_env.pstar import fit_pstar
-
-        rounds = [
-            (h["baseline_ratio"], h["baseline_loss"], h["candidates"], h["losses"])
-            for h in self.history
-        ]
-        return fit_pstar(
-            rounds, self.config.p_min, self.config.p_max, self.config.pstar_extrapolate
+    def episode_result(self) -> EpisodeResult:
+        """The episode's result so far (complete once the episode has ended)."""
+        return EpisodeResult(
+            learned_ratio=self.learned_ratio(),
+            learned_ratio_by_rule={r: self.learned_ratio(r) for r in PSTAR_RULES},
+            rounds=len(self.history),
+            steps_done=self.process.steps_done,
+            termination=self.termination,
+            committed_ratio=float(self.committed),
         )
+
+    def pstar_fit(self, rule: str = "spline"):
+        """The fit behind the 'spline' or 'quadratic' rule over the finished rounds (or None).
+
+        L0 enters at the ratio of the mask it was measured with (0 before the first commit).
+        """
+        from grasp_env.pstar import fit_quadratic, fit_spline, probes_of
+
+        probes = probes_of(
+            [
+                (h["baseline_mask_ratio"], h["baseline_loss"], h["candidates"], h["losses"])
+                for h in self.history
+            ]
+        )
+        if len(probes) == 0:
+            return None
+        cfg = self.config
+        if rule == "quadratic":
+            return fit_quadratic(probes, cfg.p_min, cfg.p_max, cfg.pstar_extrapolate)
+        return fit_spline(probes, cfg.p_min, cfg.p_max)
 
     def close(self) -> None:
         """Nothing to release beyond Python objects."""
@@ -358,6 +426,7 @@ class GraspLoRAEnv(gym.Env):
         "last_ratio",
         "termination",
         "achieved",
+        "mask_ratio",
         "l0",
         "_done",
     )
@@ -404,25 +473,31 @@ class GraspLoRAEnv(gym.Env):
 
     def _train_round(self) -> None:
         k = min(self.config.update_interval, self.budget - self.process.steps_done)
+        before = self.process.steps_done
         losses = self.process.train(k)
         self.train_losses.extend(losses)
         if any(not math.isfinite(x) for x in losses):
             self.termination = "diverged: training loss is not finite"
+        elif k > 0 and self.process.steps_done <= before:
+            # A process that does not advance would make the episode endless.
+            self.termination = "stalled: the process took no optimizer step"
         self.l0 = self.process.baseline_loss()
         if not math.isfinite(self.l0):
             self.termination = "diverged: micro-dev loss is not finite"
 
     def _close_round(self) -> None:
         cfg = self.config
-        baseline_ratio = self.committed
+        baseline_ratio, baseline_mask_ratio = self.committed, self.mask_ratio
         self.committed, move, best = commit_ratio(
             self.committed, self.candidates, self.rewards, cfg
         )
         if move:
             # The mask follows the committed (clipped) ratio; 'candidate' keeps the reference
             # code's behaviour, where recorded ratio and real sparsity disagree.
-            mask_ratio = self.candidates[best] if cfg.commit_mask == "candidate" else self.committed
-            self.achieved = self.process.commit(mask_ratio)
+            self.mask_ratio = (
+                self.candidates[best] if cfg.commit_mask == "candidate" else self.committed
+            )
+            self.achieved = self.process.commit(self.mask_ratio)
         self.history.append(
             {
                 "round": self.round_index,
@@ -431,6 +506,7 @@ class GraspLoRAEnv(gym.Env):
                 "rewards": list(self.rewards),
                 "losses": list(self.losses),
                 "baseline_ratio": baseline_ratio,
+                "baseline_mask_ratio": baseline_mask_ratio,
                 "baseline_loss": self.l0,
                 "committed_ratio": self.committed,
                 "achieved_sparsity": self.achieved,

@@ -1,4 +1,4 @@
-"""GraspLoRA-v0 on the real tiny preset (real backbone, real PEFT adapters)."""
+"""GraspLoRA-v1 on the real tiny preset (real backbone, real PEFT adapters)."""
 
 import warnings
 
@@ -65,7 +65,7 @@ def test_episode_structure_rewards_and_info(env):
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     assert info["committed_ratio"] == pytest.approx(0.4)
-    assert info["achieved_sparsity"] == pytest.approx(0.4, abs=0.02)
+    assert info["achieved_sparsity"] == 0.0  # unpruned until the first commit (reference)
     n = 0
     terminated = False
     while not terminated:
@@ -79,7 +79,8 @@ def test_episode_structure_rewards_and_info(env):
     assert n == 6 and info["termination"] == "budget spent" and len(env.history) == 3
     for rnd in env.history:
         # the mask is built at the committed ratio (the reference's quirk is fixed)
-        assert rnd["achieved_sparsity"] == pytest.approx(rnd["committed_ratio"], abs=0.02)
+        if rnd["moved"]:
+            assert rnd["achieved_sparsity"] == pytest.approx(rnd["committed_ratio"], abs=0.02)
     assert env.learned_ratio("last_committed") == pytest.approx(env.history[-1]["committed_ratio"])
     all_rewards = [r for rnd in env.history for r in rnd["rewards"]]
     all_ratios = [c for rnd in env.history for c in rnd["candidates"]]
@@ -190,7 +191,7 @@ def test_settle_rule_stops_the_run_once_pstar_is_stable():
 
     def run(settle_rounds):
         env = GraspLoRAEnv(
-            process=SyntheticProcess(0.5, curvature=2.0, noise=0.001),
+            process=SyntheticProcess(0.5, depth=0.3, noise=0.001),
             train_steps=300,
             settle_rounds=settle_rounds,
         )

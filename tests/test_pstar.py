@@ -2,44 +2,85 @@ import numpy as np
 import pytest
 
 from grasp_env.env import GraspLoRAEnv
-from grasp_env.pstar import fit_pstar
-from grasp_env.synthetic import SyntheticProcess
+from grasp_env.pstar import Probes, bspline_basis, fit_quadratic, fit_spline, probes_of
+from grasp_env.synthetic import Curve, SyntheticProcess
 
 
-def test_fit_recovers_the_vertex_despite_round_offsets():
-    # L = c_t + 2 * (rho - 0.6)^2 exactly, with a different offset c_t per round
-    rounds = []
-    for t, ratios in enumerate([(0.2, 0.5, 0.7), (0.3, 0.6, 0.8), (0.1, 0.4, 0.65)]):
-        c = 3.0 - 0.5 * t
-        f = lambda r, c=c: c + 2 * (r - 0.6) ** 2  # noqa: E731
-        rounds.append((0.4, f(0.4), ratios, [f(r) for r in ratios]))
-    fit = fit_pstar(rounds, 0.1, 0.8)
-    assert fit.ratio == pytest.approx(0.6, abs=1e-3)
-    assert fit.curvature == pytest.approx(2.0) and fit.n_points == 12
+def _rounds(f, ratio_sets, offsets, baseline=0.4):
+    """Per round: (baseline ratio, L0, candidates, losses) with a per-round offset."""
+    return [
+        (baseline, c + f(baseline), ratios, [c + f(r) for r in ratios])
+        for ratios, c in zip(ratio_sets, offsets, strict=True)
+    ]
 
 
-def test_fit_picks_the_better_end_when_the_curve_is_monotone():
-    rounds = [(0.4, 1.0 - 0.4, (0.2, 0.6), (1.0 - 0.2, 1.0 - 0.6))]  # L = 1 - rho
-    # by default p* stays inside the probed range [0.2, 0.6]; extrapolating reaches the bound
-    assert fit_pstar(rounds, 0.1, 0.8).ratio == pytest.approx(0.6)
-    assert fit_pstar(rounds, 0.1, 0.8, extrapolate=True).ratio == pytest.approx(0.8)
+def test_quadratic_recovers_the_vertex_despite_round_offsets():
+    f = lambda r: 2 * (r - 0.6) ** 2  # noqa: E731
+    rounds = _rounds(f, [(0.2, 0.5, 0.7), (0.3, 0.6, 0.8), (0.1, 0.4, 0.65)], [3.0, 2.5, 2.0])
+    fit = fit_quadratic(probes_of(rounds), 0.1, 0.8)
+    assert fit.ratio == pytest.approx(0.6, abs=1e-3) and fit.n_points == 12
 
 
-def test_fit_does_not_extrapolate_a_valley_beyond_the_probes():
-    # a valley at 0.75 seen only through probes in [0.3, 0.5]
-    f = lambda r: 1.0 + (r - 0.75) ** 2  # noqa: E731
-    rounds = [(0.4, f(0.4), (0.3, 0.35, 0.5), [f(r) for r in (0.3, 0.35, 0.5)])]
-    assert fit_pstar(rounds, 0.1, 0.8).ratio == pytest.approx(0.5)
-    assert fit_pstar(rounds, 0.1, 0.8, extrapolate=True).ratio == pytest.approx(0.75, abs=1e-3)
+def test_quadratic_stays_in_the_probed_range_unless_asked_to_extrapolate():
+    f = lambda r: (r - 0.75) ** 2  # noqa: E731
+    probes = probes_of(_rounds(f, [(0.3, 0.35, 0.5)], [1.0]))
+    assert fit_quadratic(probes, 0.1, 0.8).ratio == pytest.approx(0.5)
+    assert fit_quadratic(probes, 0.1, 0.8, extrapolate=True).ratio == pytest.approx(0.75, abs=1e-3)
 
 
-def test_fit_needs_three_distinct_ratios_and_skips_non_finite_losses():
-    assert fit_pstar([(0.4, 1.0, (0.4, 0.5), (1.0, 0.9))], 0.1, 0.8) is None
-    rounds = [(0.4, 1.0, (0.5, 0.6, 0.7), (0.9, float("nan"), 0.95))]
-    assert fit_pstar(rounds, 0.1, 0.8).n_points == 3
+def test_probes_skip_non_finite_losses_and_fits_need_distinct_ratios():
+    probes = probes_of([(0.4, 1.0, (0.5, 0.6, 0.7), (0.9, float("nan"), 0.95))])
+    assert len(probes) == 3 and probes.distinct == 3
+    assert fit_quadratic(probes_of([(0.4, 1.0, (0.4, 0.5), (1.0, 0.9))]), 0.1, 0.8) is None
 
 
-def test_env_on_the_synthetic_process_learns_a_known_optimum_with_the_fit_rule():
+def test_bspline_basis_is_a_partition_of_unity():
+    x = np.linspace(0, 1, 101)
+    basis = bspline_basis(x)
+    np.testing.assert_allclose(basis.sum(axis=1), 1.0, atol=1e-12)
+    assert (basis >= 0).all() and basis.shape == (101, 17)
+
+
+def _dense_rounds(f, n_rounds=12, seed=0):
+    rng = np.random.default_rng(seed)
+    sets = [tuple(rng.uniform(0.1, 0.8, 3)) for _ in range(n_rounds)]
+    return _rounds(f, sets, list(np.linspace(2.0, 1.0, n_rounds)))
+
+
+def test_spline_equals_the_quadratic_on_an_exact_parabola():
+    # the third-difference penalty leaves quadratics unpenalised: no smoothing bias
+    probes = probes_of(_dense_rounds(lambda r: (r - 0.47) ** 2))
+    fit = fit_spline(probes, 0.1, 0.8)
+    assert fit.grid[np.argmin(fit.curve)] == pytest.approx(0.47, abs=0.002)
+    # p* itself is searched where >= 4 probes lie within +-0.05 (three do at 0.47 here)
+    assert fit.ratio == pytest.approx(0.47, abs=0.01)
+
+
+def test_spline_follows_an_asymmetric_valley_that_biases_the_quadratic():
+    # flat below the optimum, steep above it (the QA en->ar grid's shape), no noise
+    curve = Curve("flat_left", 0.6)
+    probes = probes_of(_dense_rounds(lambda r: 0.3 * float(curve(r)), n_rounds=15))
+    spline = fit_spline(probes, 0.1, 0.8).ratio
+    quadratic = fit_quadratic(probes, 0.1, 0.8).ratio
+    assert curve.regret(spline) < 0.005
+    assert abs(quadratic - 0.6) > 0.05 and curve.regret(quadratic) > 3 * curve.regret(spline)
+
+
+def test_spline_searches_only_where_the_run_probed_densely():
+    # a lone probe at 0.78 with a low loss must not become p*: 4 probes within +-0.05 needed
+    f = lambda r: (r - 0.4) ** 2  # noqa: E731
+    rounds = _dense_rounds(f, seed=1)
+    rounds = [(p, l0, [min(r, 0.6) for r in rs], ls) for p, l0, rs, ls in rounds]
+    probes = probes_of(rounds)
+    lone = Probes(
+        np.append(probes.rounds, 0),
+        np.append(probes.ratios, 0.78),
+        np.append(probes.losses, probes.losses.min() - 1.0),
+    )
+    assert fit_spline(lone, 0.1, 0.8).ratio < 0.65
+
+
+def test_env_learns_a_known_optimum_with_the_default_rule():
     env = GraspLoRAEnv(process=SyntheticProcess(0.62), train_steps=200, update_interval=10)
     rng = np.random.default_rng(0)
     env.reset(seed=0)
@@ -47,8 +88,16 @@ def test_env_on_the_synthetic_process_learns_a_known_optimum_with_the_fit_rule()
     while not done:
         _, _, done, _, _ = env.step(rng.uniform(-1, 1, size=1).astype(np.float32))
     assert len(env.history) == 20
-    assert abs(env.learned_ratio("fit") - 0.62) <= 0.05
-    assert env.learned_ratio() == env.learned_ratio("fit")  # the default rule
+    assert env.config.pstar_rule == "spline"
+    assert abs(env.learned_ratio() - 0.62) <= 0.05
+    result = env.episode_result()
+    assert result.learned_ratio == env.learned_ratio("spline") and result.rounds == 20
+    assert set(result.learned_ratio_by_rule) == {
+        "spline",
+        "quadratic",
+        "best_reward",
+        "last_committed",
+    }
 
 
 def test_custom_process_needs_a_budget():
@@ -69,5 +118,17 @@ def test_divergence_terminates_with_the_reason():
         _, _, terminated, _, info = env.step(np.zeros(1, dtype=np.float32))
         steps += 1
     assert info["termination"].startswith("diverged") and steps == 6  # rounds 0 and 1, 3 probes
+    with pytest.raises(RuntimeError, match="after the episode ended"):
+        env.step(np.zeros(1, dtype=np.float32))
+
+
+def test_a_process_that_takes_no_step_ends_the_episode():
+    class Stalled(SyntheticProcess):
+        def train(self, k):
+            return []  # never advances steps_done
+
+    env = GraspLoRAEnv(process=Stalled(0.5), train_steps=100, update_interval=10)
+    _, info = env.reset(seed=0)
+    assert info["termination"].startswith("stalled")
     with pytest.raises(RuntimeError, match="after the episode ended"):
         env.step(np.zeros(1, dtype=np.float32))
