@@ -8,6 +8,7 @@ Gymnasium API. `make_agent("ppo", env, seed=0)` builds one by name.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from agents.baselines import SB3_ALGOS, FixedAgent, OptunaAgent, RandomAgent, SB3Agent
@@ -18,11 +19,26 @@ def _sb3(algo: str) -> Callable[..., Any]:
     return lambda env, seed=0, **_: SB3Agent(env, algo=algo, seed=seed)
 
 
+def _grpo(env: Any, seed: int | None = 0, grpo: GRPOConfig | None = None, **_: Any) -> Any:
+    """GRPO with `grpo`'s settings; `seed` seeds the sampler unless `grpo.seed` is set."""
+    config = grpo or GRPOConfig()
+    if config.seed is None:
+        config = replace(config, seed=seed)
+    return GRPOController(env, config)
+
+
+def _grpo_paper(env: Any, seed: int | None = 0, **_: Any) -> Any:
+    """The paper's controller: reference update, centred advantages (GRPOConfig.paper())."""
+    group = env.unwrapped.config.group_size
+    return GRPOController(env, GRPOConfig.paper(seed=seed, num_generations=group))
+
+
 AGENTS: dict[str, Callable[..., Any]] = {
-    "grpo": lambda env, seed=0, grpo=None, **_: GRPOController(env, grpo or GRPOConfig(seed=seed)),
+    "grpo": _grpo,
+    "grpo-paper": _grpo_paper,
     **{name: _sb3(name) for name in SB3_ALGOS},
     "random": lambda env, seed=0, **_: RandomAgent(env, seed=seed),
-    "optuna": lambda env, seed=0, **_: OptunaAgent(env),
+    "optuna": lambda env, seed=0, **_: OptunaAgent(env, seed=seed),
     "fixed": lambda env, fixed_ratio=0.4, **_: FixedAgent(env, ratio=fixed_ratio),
 }
 """Agent name -> factory(env, seed=..., grpo=..., fixed_ratio=...)."""

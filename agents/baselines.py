@@ -4,8 +4,14 @@ Every agent runs exactly one controller episode in `learn` (the same probe budge
 reports each finished round to the runner's callback, so TensorBoard and history.jsonl look the
 same for all of them. The learned ratio is read from the env under the configured p* rule.
 
-Stable-Baselines3 resets a finished episode at once (DummyVecEnv's auto-reset), which would wipe
-the env's record of the run; `EpisodeRecorder` keeps a snapshot of the finished episode.
+Every agent hands its episode back the same way: `agent.result`, a
+`grasp_env.env.EpisodeResult` (learned ratio under every rule, rounds, optimizer steps, why
+the episode ended), set by `learn`.
+
+Stable-Baselines3 resets a finished episode at once (DummyVecEnv's auto-reset), and a reset of
+GraspLoRA-v1 trains the first K steps of a new controller run. `EpisodeRecorder` snapshots the
+result when the episode ends and turns the auto-reset that follows into a no-op, so the env
+still holds the finished episode and no extra round is trained or timed.
 """
 
 from __future__ import annotations
@@ -23,13 +29,29 @@ __all__ = ["SB3_ALGOS", "EpisodeRecorder", "FixedAgent", "OptunaAgent", "RandomA
 
 
 class EpisodeRecorder(gym.Wrapper):
-    """Reports every finished round and snapshots the episode's results before any reset."""
+    """Reports every finished round; keeps the finished episode from being reset away."""
 
     def __init__(self, env: gym.Env, on_round: Callable[[dict[str, Any]], None] | None) -> None:
-        """Wrap a GraspLoRA-v0 env; `on_round` receives one dict per finished round."""
+        """Wrap a GraspLoRA env; `on_round` receives one dict per finished round."""
         super().__init__(env)
         self.on_round = on_round
-        self.finished: dict[str, Any] | None = None
+        self.finished: Any = None
+        """The EpisodeResult of the finished episode (None while it runs)."""
+        self._last: tuple[Any, dict[str, Any]] | None = None
+
+    def start(self, on_round: Callable[[dict[str, Any]], None] | None) -> None:
+        """Arm for a new episode: the next reset is a real one."""
+        self.on_round, self.finished, self._last = on_round, None, None
+
+    def reset(self, **kwargs: Any):
+        """A real reset, unless the episode has finished: then the final observation again.
+
+        SB3 resets a finished episode before its callback can stop learning; resetting
+        GraspLoRA would wipe the episode and train K steps of a new one.
+        """
+        if self.finished is not None and self._last is not None:
+            return self._last
+        return self.env.reset(**kwargs)
 
     def step(self, action):
         """Step, report a closed round, snapshot the episode when it ends."""
@@ -47,13 +69,8 @@ class EpisodeRecorder(gym.Wrapper):
                 }
             )
         if (terminated or truncated) and self.finished is None:
-            self.finished = {
-                "learned_ratio": inner.learned_ratio(),
-                "learned_ratio_by_rule": {
-                    r: inner.learned_ratio(r) for r in ("fit", "best_reward", "last_committed")
-                },
-                "rounds": len(inner.history),
-            }
+            self.finished = inner.episode_result()
+            self._last = (obs, info)
         return obs, reward, terminated, truncated, info
 
 
@@ -65,7 +82,7 @@ def _episode_steps(env: gym.Env) -> int:
 
 
 class _Agent:
-    """Shared surface: `learn`, `predict`, `save`, `load`, and the finished-episode record."""
+    """Shared surface: `learn`, `predict`, `save`, `load`, and `result` after `learn`."""
 
     name = "agent"
     archive_suffix = ".json"
@@ -74,7 +91,8 @@ class _Agent:
     def __init__(self, env: gym.Env, config: Any = None) -> None:
         self.env = env
         self.config = config
-        self.finished: dict[str, Any] | None = None
+        self.result: Any = None
+        """The EpisodeResult of the last `learn` (None before)."""
 
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """SB3-style (action, state)."""
@@ -98,7 +116,7 @@ class _Agent:
             obs, reward, terminated, truncated, info = rec.step(act(obs))
             done = terminated or truncated
             self._observe(info, reward)
-        self.finished = rec.finished
+        self.result = rec.finished
         return self
 
     def _observe(self, info: dict[str, Any], reward: float) -> None:
@@ -131,6 +149,11 @@ class OptunaAgent(_Agent):
 
     name = "optuna"
 
+    def __init__(self, env: gym.Env, config: Any = None, seed: int | None = 0) -> None:
+        """TPE seeded with `seed` (a `learn(seed=...)` reseeds it)."""
+        super().__init__(env, config)
+        self.seed = seed
+
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """Ask the study for the next action."""
         self._trial = self.study.ask()
@@ -141,7 +164,9 @@ class OptunaAgent(_Agent):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(seed=seed or 0, n_startup_trials=6)
+        sampler = optuna.samplers.TPESampler(
+            seed=self.seed if seed is None else seed, n_startup_trials=6
+        )
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         return self._run(seed, callback, lambda obs: self.predict(obs)[0])
 
@@ -167,17 +192,20 @@ class FixedAgent(_Agent):
 
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """The action of the fixed ratio."""
-        cfg = self.env.unwrapped.config
-        a = (self.ratio - cfg.p_min) / (cfg.p_max - cfg.p_min) * 2 - 1
-        return np.array([a], dtype=np.float32), None
+        return self.env.unwrapped.config.action_of(self.ratio), None
 
     def learn(self, seed: int | None = None, callback: Callable | None = None) -> FixedAgent:
         """No episode: the ratio is given."""
-        self.finished = {
-            "learned_ratio": self.ratio,
-            "rounds": 0,
-            "learned_ratio_by_rule": {"fixed": self.ratio},
-        }
+        from grasp_env.env import EpisodeResult
+
+        self.result = EpisodeResult(
+            learned_ratio=self.ratio,
+            learned_ratio_by_rule={"fixed": self.ratio},
+            rounds=0,
+            steps_done=0,
+            termination="no controller",
+            committed_ratio=self.ratio,
+        )
         return self
 
 
@@ -258,8 +286,7 @@ class SB3Agent(_Agent):
 
     def learn(self, seed: int | None = None, callback: Callable | None = None) -> SB3Agent:
         """One episode's worth of probes (the GRPO budget)."""
-        self.recorder.on_round = callback
-        self.recorder.finished = None
+        self.recorder.start(callback)
         if seed is not None:
             self.model.set_random_seed(seed)
         from stable_baselines3.common.callbacks import BaseCallback
@@ -273,7 +300,7 @@ class SB3Agent(_Agent):
                 return recorder.finished is None
 
         self.model.learn(total_timesteps=_episode_steps(self.env), callback=_StopAtEpisodeEnd())
-        self.finished = self.recorder.finished
+        self.result = self.recorder.finished
         return self
 
     def save(self, path: str | Path) -> None:

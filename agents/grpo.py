@@ -1,10 +1,11 @@
 """The GRPO controller: a Gaussian policy over the prune ratio, updated once per round.
 
-It talks to GraspLoRA-v0 only through the Gymnasium API: it samples a ratio, turns it into an
+It talks to GraspLoRA only through the Gymnasium API: it samples a ratio, turns it into an
 action in [-1, 1], reads the reward, and after `num_generations` probes (one round, the env's
 group size) turns the group's rewards into advantages (TRL semantics, `grpo_math`) and applies
-the reference update of PAPER.md. The env applies the commit rule; the learned ratio p* is read
-from the env (`learned_ratio`).
+the policy update: the natural-gradient update by default, the reference update of PAPER.md
+with `update="reference"` (see `GRPOConfig.paper()` for all the paper's settings). The env
+applies the commit rule; the episode's result (p*) is `agent.result` after `learn`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from agents.grpo_math import SCALE_REWARDS, GaussianPolicy, group_advantages, reference_update
+from agents.grpo_math import (
+    SCALE_REWARDS,
+    UPDATES,
+    GaussianPolicy,
+    group_advantages,
+    natural_update,
+    reference_update,
+)
 
 __all__ = ["GRPOConfig", "GRPOController"]
 
@@ -28,18 +36,67 @@ class GRPOConfig:
 
     num_generations: int = 3
     """Candidates per round; must equal the env's group_size."""
-    scale_rewards: str = "none"
-    """Advantage scaling: 'none' (reference: centred only), 'group' (TRL default) or 'batch'."""
-    learning_rate: float = 0.05
-    """eta of the reference update."""
+    update: str = "natural"
+    """Policy update: 'natural' (natural gradient, clipped mean step, bounded sigma: stable)
+    or 'reference' (PAPER.md's rule; see `GRPOConfig.paper()`)."""
+    scale_rewards: str = "group"
+    """Advantage scaling: 'group' (TRL default), 'batch' or 'none' (the reference: centred
+    only)."""
+    learning_rate: float | None = None
+    """eta of the mean step; None: 1.0 for 'natural' (xNES), 0.05 for 'reference' (the
+    paper)."""
+    sigma_learning_rate: float = 0.6
+    """'natural' only: eta of the log-sigma step (xNES's default in one dimension)."""
     beta: float = 0.05
     """KL pull of mu towards the committed ratio (beta_kl)."""
-    entropy_bonus: float = 0.01
-    """beta_h: added to sigma every round (the reference's entropy bonus)."""
+    entropy_bonus: float | None = None
+    """Added every round: to sigma for 'reference' (beta_h; None: 0.01, the paper), to log
+    sigma for 'natural' (None: 0, since sigma_min keeps it exploring). Any positive value
+    makes sigma drift up whatever the rewards say."""
+    sigma_min: float | None = None
+    """Floor of sigma; None: 0.05 for 'natural' (probes keep a spread the p* fit can use),
+    1e-3 for 'reference' (the paper)."""
+    max_mu_step: float = 0.20
+    """'natural' only: largest change of mu in one round (the reference has none)."""
     sigma_init: float | None = None
-    """Initial sigma; None means (p_max - p_min) / 6 as in the reference."""
+    """Initial sigma; None: (p_max - p_min) / 3.5 for 'natural' (the first rounds probe most
+    of the range, so an optimum near a bound is found within the 6-round budget too),
+    (p_max - p_min) / 6 for 'reference' (the paper)."""
     seed: int | None = None
-    """Seed of the policy's samples; None: the runner uses the run's --seed (0 elsewhere)."""
+    """Seed of the policy's samples; None: fresh entropy (`make_agent` and the runners pass
+    the run's seed)."""
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> GRPOConfig:
+        """The reference controller of PAPER.md: reference update, centred advantages."""
+        return cls(**{"update": "reference", "scale_rewards": "none", **overrides})
+
+    @property
+    def eta(self) -> float:
+        """The mean step's learning rate in effect."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1.0 if self.update == "natural" else 0.05
+
+    @property
+    def bonus(self) -> float:
+        """The entropy bonus in effect."""
+        if self.entropy_bonus is not None:
+            return self.entropy_bonus
+        return 0.0 if self.update == "natural" else 0.01
+
+    @property
+    def floor(self) -> float:
+        """The sigma floor in effect."""
+        if self.sigma_min is not None:
+            return self.sigma_min
+        return 0.05 if self.update == "natural" else 1e-3
+
+    def initial_sigma(self, p_min: float, p_max: float) -> float:
+        """The starting sigma in effect for the ratio range [p_min, p_max]."""
+        if self.sigma_init is not None:
+            return self.sigma_init
+        return (p_max - p_min) / (3.5 if self.update == "natural" else 6.0)
 
     def __post_init__(self) -> None:
         if self.num_generations < 2:
@@ -48,16 +105,24 @@ class GRPOConfig:
             raise ValueError(
                 f"scale_rewards={self.scale_rewards!r}; fix: use one of {SCALE_REWARDS}"
             )
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate={self.learning_rate}; fix: use a positive step")
+        if self.update not in UPDATES:
+            raise ValueError(f"update={self.update!r}; fix: use one of {UPDATES}")
+        for name in ("learning_rate", "sigma_min"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name}={value}; fix: use a positive value (or leave it unset)")
+        for name in ("sigma_learning_rate", "max_mu_step"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)}; fix: use a positive value")
         if self.sigma_init is not None and not self.sigma_init > 0:
             raise ValueError(
                 f"sigma_init={self.sigma_init}; fix: use a positive spread, or leave it unset "
                 "for (p_max - p_min) / 6"
             )
         for name in ("beta", "entropy_bonus"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)}; fix: use a value >= 0")
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name}={value}; fix: use a value >= 0")
         if self.seed is not None and self.seed < 0:
             raise ValueError(f"seed={self.seed}; fix: use a seed >= 0")
 
@@ -69,7 +134,7 @@ class GRPOController:
     archive_suffix = ".json"
 
     def __init__(self, env: Any, config: GRPOConfig | None = None) -> None:
-        """Bind to an env (GraspLoRA-v0 or a wrapper of it)."""
+        """Bind to an env (GraspLoRA or a wrapper of it)."""
         self.env = env
         self.config = config or GRPOConfig()
         ctrl = env.unwrapped.config
@@ -78,49 +143,67 @@ class GRPOController:
                 f"num_generations={self.config.num_generations} but the env's group_size="
                 f"{ctrl.group_size}; fix: make them equal (one policy update per round)"
             )
-        self.p_min, self.p_max = ctrl.p_min, ctrl.p_max
-        sigma = self.config.sigma_init
-        if sigma is None:
-            sigma = (ctrl.p_max - ctrl.p_min) / 6
+        self.ctrl = ctrl
+        sigma = self.config.initial_sigma(ctrl.p_min, ctrl.p_max)
         self.policy = GaussianPolicy(ctrl.p_init, sigma)
-        self.rng = np.random.default_rng(self.config.seed or 0)
+        self.rng = np.random.default_rng(self.config.seed)
+        self.result: Any = None
+        """The EpisodeResult of the last `learn` (None before)."""
 
     # ------------------------------------------------------------------ acting
 
-    def sample_ratio(self, deterministic: bool = False) -> float:
-        """A candidate ratio from the policy, clamped to [p_min, p_max]."""
-        rho = (
-            self.policy.mu if deterministic else self.rng.normal(self.policy.mu, self.policy.sigma)
-        )
-        return float(np.clip(rho, self.p_min, self.p_max))
-
-    def action_of(self, ratio: float) -> np.ndarray:
-        """The env action that maps onto `ratio`."""
-        a = (ratio - self.p_min) / (self.p_max - self.p_min) * 2.0 - 1.0
-        return np.array([np.clip(a, -1.0, 1.0)], dtype=np.float32)
+    def sample(self, deterministic: bool = False) -> float:
+        """A raw (unclamped) sample of the policy; its mean when `deterministic`."""
+        if deterministic:
+            return self.policy.mu
+        return float(self.rng.normal(self.policy.mu, self.policy.sigma))
 
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """SB3-style: (action, state). The observation is not needed by this policy."""
-        return self.action_of(self.sample_ratio(deterministic)), None
+        return self.ctrl.action_of(self.sample(deterministic)), None
 
     # ----------------------------------------------------------------- learning
 
     def update(
-        self, ratios: list[float], rewards: list[float], committed: float
+        self, samples: list[float], rewards: list[float], committed: float
     ) -> dict[str, float]:
-        """One policy update from a finished round; returns what to log."""
-        adv, frac_zero = group_advantages(np.array([rewards]), self.config.scale_rewards)
-        self.policy = reference_update(
-            self.policy,
-            np.array(ratios),
-            adv[0],
-            committed,
-            eta=self.config.learning_rate,
-            beta_kl=self.config.beta,
-            beta_h=self.config.entropy_bonus,
-            p_min=self.p_min,
-            p_max=self.p_max,
-        )
+        """One policy update from a finished round; returns what to log.
+
+        `samples` are the policy's raw draws (the env probes them clamped to [p_min, p_max]);
+        the reference update, like the paper's code, uses the clamped ratios.
+        """
+        cfg = self.config
+        adv, frac_zero = group_advantages(np.array([rewards]), cfg.scale_rewards)
+        lo, hi = self.ctrl.p_min, self.ctrl.p_max
+        if cfg.update == "natural":
+            self.policy = natural_update(
+                self.policy,
+                np.array(samples),
+                adv[0],
+                committed,
+                eta=cfg.eta,
+                eta_sigma=cfg.sigma_learning_rate,
+                beta_kl=cfg.beta,
+                entropy_bonus=cfg.bonus,
+                sigma_min=cfg.floor,
+                sigma_max=(hi - lo) / 2,
+                max_mu_step=cfg.max_mu_step,
+                p_min=lo,
+                p_max=hi,
+            )
+        else:
+            self.policy = reference_update(
+                self.policy,
+                np.clip(samples, lo, hi),
+                adv[0],
+                committed,
+                eta=cfg.eta,
+                beta_kl=cfg.beta,
+                beta_h=cfg.bonus,
+                sigma_min=cfg.floor,
+                p_min=lo,
+                p_max=hi,
+            )
         return {"mu": self.policy.mu, "sigma": self.policy.sigma, "frac_reward_zero_std": frac_zero}
 
     def learn(
@@ -131,29 +214,32 @@ class GRPOController:
     ) -> GRPOController:
         """Run one controller episode; `callback` receives one dict per finished round.
 
-        With `resume`, the env and this controller were restored from a round checkpoint
+        `seed` seeds the env's reset (the policy's sampler was seeded at construction). With
+        `resume`, the env and this controller were restored from a round checkpoint
         (`load_state_dict` on both): the episode continues without a reset.
         """
+        env = self.env.unwrapped
         if resume:
-            env = self.env.unwrapped
             done, committed = env._done, env.committed
         else:
-            obs, info = self.env.reset(seed=seed)
-            done, committed = False, info["committed_ratio"]
-        ratios: list[float] = []
+            _, info = self.env.reset(seed=seed)
+            done, committed = env._done, info["committed_ratio"]
+        samples: list[float] = []
         rewards: list[float] = []
         while not done:
-            ratio = self.sample_ratio()
-            obs, reward, terminated, truncated, info = self.env.step(self.action_of(ratio))
+            sample = self.sample()
+            _, reward, terminated, truncated, info = self.env.step(self.ctrl.action_of(sample))
             done = terminated or truncated
-            ratios.append(info["candidate_ratio"])
+            samples.append(sample)
             rewards.append(reward)
-            if len(ratios) == self.config.num_generations:
-                logged = self.update(ratios, rewards, committed)
+            if len(samples) == self.config.num_generations:
+                logged = self.update(samples, rewards, committed)
                 if callback is not None:
+                    ratios = [float(np.clip(s, self.ctrl.p_min, self.ctrl.p_max)) for s in samples]
                     callback({"ratios": ratios, "rewards": rewards, **logged, **info})
-                ratios, rewards = [], []
+                samples, rewards = [], []
                 committed = info["committed_ratio"]
+        self.result = env.episode_result()
         return self
 
     # -------------------------------------------------------------- persistence

@@ -1,9 +1,24 @@
 """GRPO maths for a Gaussian policy over the prune ratio, as small pure functions.
 
 Group-relative advantages follow TRL's GRPOTrainer semantics (`scale_rewards` in group / batch /
-none, unbiased std, + 1e-4 in the denominator, `frac_reward_zero_std`). The policy update is the
-reference rule of PAPER.md ("one controller round"), written out term by term so that the unit
-tests can check it against hand-computed numbers.
+none, unbiased std, + 1e-4 in the denominator, `frac_reward_zero_std`). TRL computes them
+inline in its trainer for token sequences, so there is no library function to call for a
+scalar action: they are written here, with hand-computed tests.
+
+Two policy updates:
+
+- `reference_update`: the rule of PAPER.md ("one controller round"), term by term. Its mean
+  step is a plain gradient divided by sigma^2 and applied to unscaled advantages, so one round
+  with a large negative reward can throw mu across the whole range (seen on the default
+  preset: 0.4 -> 0.1 in one round), and its constant entropy bonus grows sigma every round
+  whatever the rewards say.
+- `natural_update` (default): the same policy gradient, preconditioned by the inverse Fisher
+  information of the Gaussian (the natural gradient, as in natural evolution strategies): the
+  mean moves by eta * mean(a * (rho - mu)) - a step in ratio units that scales with sigma, not
+  1/sigma - and sigma moves multiplicatively, by eta_sigma / 2 * mean(a * (z^2 - 1)) in log
+  space. With group-scaled advantages (TRL's default) no reward scale can make a step large;
+  the mean step is also clipped, and sigma kept in [sigma_min, sigma_max], so it neither
+  collapses nor drifts.
 """
 
 from __future__ import annotations
@@ -12,7 +27,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SCALE_REWARDS", "GaussianPolicy", "group_advantages", "reference_update"]
+__all__ = [
+    "SCALE_REWARDS",
+    "UPDATES",
+    "GaussianPolicy",
+    "group_advantages",
+    "natural_update",
+    "reference_update",
+]
+
+UPDATES: tuple[str, ...] = ("natural", "reference")
 
 SCALE_REWARDS: tuple[str, ...] = ("group", "batch", "none")
 _EPS = 1e-4
@@ -67,6 +91,7 @@ def reference_update(
     beta_h: float = 0.01,
     p_min: float = 0.10,
     p_max: float = 0.80,
+    sigma_min: float = 1e-3,
 ) -> GaussianPolicy:
     """One reference policy-gradient step (PAPER.md).
 
@@ -74,7 +99,7 @@ def reference_update(
     g_mu = mean(a * (rho - mu) / D)
     g_sigma = mean(a * ((rho - mu)^2 / D - 1))
     mu <- clamp(mu + eta * (g_mu - beta_kl * (mu - p)), p_min, p_max)
-    sigma <- max(1e-3, sigma + eta * g_sigma + beta_h)
+    sigma <- max(sigma_min, sigma + eta * g_sigma + beta_h), sigma_min = 1e-3 in the paper
     """
     rho = np.asarray(ratios, dtype=np.float64).ravel()
     a = np.asarray(advantages, dtype=np.float64).ravel()
@@ -82,5 +107,43 @@ def reference_update(
     g_mu = float(np.mean(a * (rho - policy.mu) / d))
     g_sigma = float(np.mean(a * ((rho - policy.mu) ** 2 / d - 1.0)))
     mu = float(np.clip(policy.mu + eta * (g_mu - beta_kl * (policy.mu - committed)), p_min, p_max))
-    sigma = max(1e-3, policy.sigma + eta * g_sigma + beta_h)
+    sigma = max(sigma_min, policy.sigma + eta * g_sigma + beta_h)
+    return GaussianPolicy(mu, sigma)
+
+
+def natural_update(
+    policy: GaussianPolicy,
+    samples: np.ndarray,
+    advantages: np.ndarray,
+    committed: float,
+    eta: float = 1.0,
+    eta_sigma: float = 0.6,
+    beta_kl: float = 0.05,
+    entropy_bonus: float = 0.0,
+    sigma_min: float = 0.05,
+    sigma_max: float = 0.35,
+    max_mu_step: float = 0.20,
+    p_min: float = 0.10,
+    p_max: float = 0.80,
+) -> GaussianPolicy:
+    """One natural-gradient step of the Gaussian policy (the stable default).
+
+    With z = (rho - mu) / sigma for the raw (unclamped) samples:
+
+    mu    <- clamp(mu + clip(eta * (sigma * mean(a * z) - beta_kl * (mu - p)), +-max_mu_step),
+                   p_min, p_max)
+    sigma <- clamp(sigma * exp(eta_sigma / 2 * mean(a * (z^2 - 1)) + entropy_bonus),
+                   sigma_min, sigma_max)
+
+    sigma * mean(a * z) is the score-function gradient of mu times the inverse Fisher
+    information sigma^2; mu - p is the natural gradient of KL(N(mu, s) || N(p, s)); the sigma
+    step is the natural gradient in log sigma (Fisher information 2). The defaults eta = 1 and
+    eta_sigma = 0.6 are xNES's for one dimension (Glasmachers et al., 2010).
+    """
+    z = (np.asarray(samples, dtype=np.float64).ravel() - policy.mu) / policy.sigma
+    a = np.asarray(advantages, dtype=np.float64).ravel()
+    step = eta * (policy.sigma * float(np.mean(a * z)) - beta_kl * (policy.mu - committed))
+    mu = float(np.clip(policy.mu + np.clip(step, -max_mu_step, max_mu_step), p_min, p_max))
+    log_step = eta_sigma / 2.0 * float(np.mean(a * (z**2 - 1.0))) + entropy_bonus
+    sigma = float(np.clip(policy.sigma * np.exp(log_step), sigma_min, sigma_max))
     return GaussianPolicy(mu, sigma)

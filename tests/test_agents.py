@@ -27,8 +27,7 @@ def test_agent_runs_an_episode_and_learns_a_ratio_in_bounds(prepared, name):
     env = GraspLoRAEnv(prepared=prepared, train_steps=6, update_interval=2, micro_dev_size=4)
     rounds = []
     agent = make_agent(name, env, seed=0, fixed_ratio=0.5).learn(seed=0, callback=rounds.append)
-    finished = getattr(agent, "finished", None)
-    ratio = finished["learned_ratio"] if finished else env.learned_ratio()
+    ratio = agent.result.learned_ratio
     assert 0.1 <= ratio <= 0.8
     if name == "fixed":
         assert ratio == 0.5 and rounds == []
@@ -36,6 +35,18 @@ def test_agent_runs_an_episode_and_learns_a_ratio_in_bounds(prepared, name):
         assert len(rounds) >= 3 and all(len(r["ratios"]) == 3 for r in rounds[:3])
     action, _ = agent.predict(env.observation_space.sample())
     assert env.action_space.contains(action)
+
+
+@pytest.mark.parametrize("name", ["ppo", "td3"])
+def test_sb3_agent_leaves_the_finished_episode_in_the_env(prepared, name):
+    # SB3 auto-resets a finished episode; the recorder turns that reset into a no-op, so the
+    # env still holds the episode and no extra round is trained (or timed)
+    env = GraspLoRAEnv(prepared=prepared, train_steps=6, update_interval=2, micro_dev_size=4)
+    agent = make_agent(name, env, seed=0).learn(seed=0)
+    assert len(env.history) == 3 and env.process.steps_done == 6
+    assert agent.result.rounds == 3 and agent.result.steps_done == 6
+    assert agent.result.termination == "budget spent"
+    assert env.learned_ratio() == agent.result.learned_ratio
 
 
 def test_unknown_agent_and_bad_fixed_ratio(prepared):
