@@ -46,6 +46,14 @@ class ExperimentArgs:
     bertscore_model: str | None = None
     """Local encoder directory for BERTScore F1 (its layer comes from bert-score's table,
     e.g. .../bert-base-multilingual-cased: layer 9); default: no BERTScore."""
+    final_importance: str = "magnitude"
+    """Final-run pruning importance: magnitude (|w|, what the controller probes with) or
+    input_aware (the reference final run's Adaptive LoRA Merge score)."""
+    final_rebuild_every: int = 10
+    """Rebuild the final-run mask from fresh importance every this many optimizer steps,
+    released entries restored from the stash (0: build it once from the untrained merge;
+    10: as often as the controller run rebuilds its committed mask at the default K, so the
+    final run prunes the way the probes measured; the reference's input-aware allocator: 1)."""
     out_dir: Path = Path("runs")
     """Parent directory of run directories."""
     run_name: str | None = None
@@ -87,6 +95,8 @@ class ExperimentArgs:
             trust_remote_code=self.trust_remote_code,
             rouge=self.rouge,
             bertscore_model=self.bertscore_model,
+            final_importance=self.final_importance,
+            final_rebuild_every=self.final_rebuild_every,
             **extra,
         )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +73,10 @@ class PipelineConfig:
     final_importance: str = "magnitude"
     """Final-run importance: 'magnitude' (|w|, what the controller probes with) or
     'input_aware' (the reference final run's Adaptive LoRA Merge score |dS/dW|)."""
-    final_rebuild_every: int = 0
-    """Rebuild the final-run mask from fresh importance every this many steps (0: never; the
-    reference's input-aware allocator re-applies every step: 1)."""
+    final_rebuild_every: int = 10
+    """Rebuild the final-run mask from fresh importance every this many steps, released entries
+    restored from the stash (0: never; 10: the controller run's default K, so the final run
+    prunes the way the probes measured; the reference's input-aware allocator: 1)."""
     source_lora: LoraTrainConfig | None = None
     """Source LoRA recipe; None takes the preset's."""
     target_lora: LoraTrainConfig | None = None
@@ -183,6 +184,8 @@ class RunResult:
     eval_seconds: float = 0.0
     """Of `seconds`, the time spent scoring the test split (NLL and greedy decoding). A grid
     search needs it only for the ratio it selects, so benchmarks account for it apart."""
+    predictions: list[str] = field(default_factory=list)
+    """The greedy test decodings, in test-split order."""
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready view (without weights)."""
@@ -356,8 +359,14 @@ def start_model(prep: Prepared, arm: str) -> Any:
     raise ValueError(f"arm={arm!r} is unknown; fix: use one of {ARMS}")
 
 
-def score(prep: Prepared, model: Any, split: str = "test") -> dict[str, float]:
-    """Greedy-decode `split` and score it with the task's metrics."""
+def score(
+    prep: Prepared, model: Any, split: str = "test", predictions: list[str] | None = None
+) -> dict[str, float]:
+    """Greedy-decode `split` and score it with the task's metrics.
+
+    `predictions`, when given a list, receives the decoded texts (benchmarks store them so
+    that they can be re-scored under other metric conventions without decoding again).
+    """
     cfg, preset = prep.cfg, prep.preset
     rows = getattr(prep.splits, split)
     preds = generate(
@@ -369,6 +378,8 @@ def score(prep: Prepared, model: Any, split: str = "test") -> dict[str, float]:
         preset.max_length,
         preset.max_new_tokens[cfg.task],
     )
+    if predictions is not None:
+        predictions.extend(preds)
     refs = reference_texts(rows, cfg.task, cfg.target)
     if cfg.task == "qa":
         answers = [r["answers"]["text"] for r in rows]
@@ -426,7 +437,8 @@ def final_run(
     set_peft_model_state_dict(model, result.state)
     t_eval = time.perf_counter()
     test_loss = evaluate_loss(model, prep.encoded["test"], prep.pad_id)
-    test = score(prep, model)
+    predictions: list[str] = []
+    test = score(prep, model, predictions=predictions)
     eval_seconds = time.perf_counter() - t_eval
     run = RunResult(
         arm,
@@ -438,5 +450,6 @@ def final_run(
         result,
         model if keep_model else None,
         eval_seconds,
+        predictions,
     )
     return run

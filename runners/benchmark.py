@@ -5,7 +5,7 @@
 
 Per seed, the shared preparation (backbone, adapters, merge: cached) is done once and timed
 apart. Then the grid: one final run per ratio, the lowest dev loss chosen; and every agent: one
-controller episode in GraspLoRA-v0 plus one final run at its learned ratio. Per method: the
+controller episode in GraspLoRA-v1 plus one final run at its learned ratio. Per method: the
 chosen ratio per seed, test metrics mean +- std over seeds, wall time, the process's peak RSS
 after the method, and the speedup grid / method under two accountings of the grid's cost:
 "all scored" (every grid point trained and scored on test: a ratio sweep, the paper's
@@ -29,7 +29,7 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -59,6 +59,8 @@ class Args(ExperimentArgs):
         default_factory=ControllerConfig
     )
     """Controller-run knobs of every agent (the env's), e.g. --train-steps for the budget."""
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    """GRPO settings of the 'grpo' agent (its seed is each run's seed unless set)."""
     grid_from: Path | None = None
     """Reuse the grid of an earlier benchmark.json with the same preset, task, languages,
     model, merge form, seeds and ratios (e.g. to compare controller settings without paying
@@ -76,6 +78,8 @@ GRID_KEYS = (
     "target_data",
     "seeds",
     "ratios",
+    "final_importance",
+    "final_rebuild_every",
 )
 
 
@@ -107,29 +111,32 @@ def _grid(prep, ratios) -> dict:
                 "test_loss": r.test_loss,
                 "train_s": r.seconds - r.eval_seconds,
                 "eval_s": r.eval_seconds,
+                "predictions": r.predictions,
             }
             for r in runs
         ],
     }
 
 
-def _agent(prep, name: str, seed: int, controller: ControllerConfig) -> dict:
+def _agent(prep, name: str, seed: int, args: Args) -> dict:
     t0 = time.perf_counter()
-    env = GraspLoRAEnv(prepared=prep, **asdict(controller))
-    grpo = GRPOConfig(num_generations=controller.group_size, seed=seed)
-    agent = make_agent(name, env, seed=seed, grpo=grpo).learn(seed=seed)
-    finished = getattr(agent, "finished", None)
-    ratio = finished["learned_ratio"] if finished else env.learned_ratio()
-    rounds = finished["rounds"] if finished else len(env.history)
+    env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
+    grpo = replace(args.grpo, num_generations=args.controller.group_size)
+    result = make_agent(name, env, seed=seed, grpo=grpo).learn(seed=seed).result
     controller_s = time.perf_counter() - t0
-    run = final_run(prep, ratio, "merged")
+    run = final_run(prep, result.learned_ratio, "merged")
     return {
-        "ratio": ratio,
+        "ratio": result.learned_ratio,
+        "learned_ratio_by_rule": result.learned_ratio_by_rule,
         "test": run.test,
         "test_loss": run.test_loss,
         "controller_s": controller_s,
-        "rounds": rounds,
+        "rounds": result.rounds,
+        "termination": result.termination,
         "final_s": run.seconds,
+        "final_train_s": run.seconds - run.eval_seconds,
+        "final_eval_s": run.eval_seconds,
+        "predictions": run.predictions,
         "seconds": time.perf_counter() - t0,
         "peak_rss_mb": _peak_rss_mb(),
     }
@@ -202,7 +209,7 @@ def _summary(per_seed: list[dict]) -> dict:
         "peak_rss_mb": max(r["peak_rss_mb"] for r in per_seed),
         "per_seed": per_seed,
     }
-    for key in ("seconds_select", "controller_s", "final_s"):
+    for key in ("seconds_select", "controller_s", "final_s", "final_train_s", "final_eval_s"):
         if key in per_seed[0]:
             out[key] = mean_std([r[key] for r in per_seed])
     return out
@@ -255,7 +262,8 @@ def main(args: Args) -> int:
         else:
             per_method["grid"].append(earlier_grid[i])
         for agent in args.agents:
-            per_method.setdefault(agent, []).append(_agent(prep, agent, seed, args.controller))
+            per_method.setdefault(agent, []).append(_agent(prep, agent, seed, args))
+    predictions = _take_predictions(per_method, args.seeds)
     per_method["grid-best-test"] = _best_point(per_method["grid"], metric)
     results = {m: _summary(v) for m, v in per_method.items()}
     grid_all = results["grid"]["seconds"][0]
@@ -277,10 +285,35 @@ def main(args: Args) -> int:
             "metric_conventions": args.metric_conventions(),
         },
     )
+    if predictions:
+        write_json(run_dir / "predictions.json", predictions)
     _plot(results, metric, run_dir / "benchmark.png")
     print(_table(results, metric))
     print(f"-> {run_dir / 'benchmark.json'}")
     return 0
+
+
+def _take_predictions(per_method: dict[str, list[dict]], seeds: tuple[int, ...]) -> list[dict]:
+    """Move the test decodings out of the per-seed records (predictions.json holds them).
+
+    Stored so that a benchmark can be re-scored under other metric conventions without
+    decoding again; a grid reused with --grid-from brings none.
+    """
+    out = []
+    for method, runs in per_method.items():
+        for seed, run in zip(seeds, runs, strict=True):
+            points = run.get("points", [run])
+            for point in points:
+                if "predictions" in point:
+                    out.append(
+                        {
+                            "method": method,
+                            "seed": seed,
+                            "ratio": point["ratio"],
+                            "predictions": point.pop("predictions"),
+                        }
+                    )
+    return out
 
 
 def _table(results: dict, metric: str) -> str:

@@ -37,10 +37,6 @@ class Args(ExperimentArgs):
     """Prune ratios of the grid (the paper: 0.1 .. 0.8)."""
     baselines: tuple[str, ...] = ()
     """Extra arms: target_only, target_only_pruned, merged_no_prune."""
-    importance: str = "magnitude"
-    """Final-run importance: magnitude or input_aware (the reference's final-run allocator)."""
-    rebuild_every: int = 0
-    """Rebuild the final-run mask every this many steps (0: never; reference input-aware: 1)."""
 
 
 def validate(args: Args) -> None:
@@ -63,9 +59,7 @@ def main(args: Args) -> int:
     name = args.run_name or f"grid-{args.task}-{args.source}-{args.target}-s{args.seed}"
     run_dir = make_run_dir(args.out_dir, name, args.overwrite)
     t0 = time.perf_counter()
-    cfg = args.pipeline_config(
-        final_importance=args.importance, final_rebuild_every=args.rebuild_every
-    )
+    cfg = args.pipeline_config()
     prep = prepare(preset, cfg)
     prep_s = time.perf_counter() - t0
 

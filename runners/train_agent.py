@@ -5,7 +5,7 @@
     python runners/train_agent.py --pstar-rule best_reward          # the paper's p* rule
 
 Sections: parse config, seed, build (backbone, adapters, merge: cached), controller episode in
-GraspLoRA-v0, choose p*, final run at p*, evaluate on the target test split, save, close.
+GraspLoRA-v1, choose p*, final run at p*, evaluate on the target test split, save, close.
 Writes runs/<run-name>/: TensorBoard events, config.json, history.jsonl (one object per round),
 metrics.json and adapter/ (loadable with peft.PeftModel.from_pretrained).
 """
@@ -131,6 +131,7 @@ def main(args: Args) -> int:
         "test_loss": run.test_loss,
         "dev_loss": run.dev_loss,
         "rounds": finished["rounds"],
+        "termination": finished.get("termination", ""),
         "resumed": bool(args.resume),
         "timings": {
             "prepare_s": t_prep,
@@ -254,6 +255,7 @@ def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: d
                 "rewards": last["rewards"],
                 "candidate_losses": last["losses"],
                 "baseline_ratio": last["baseline_ratio"],
+                "baseline_mask_ratio": last["baseline_mask_ratio"],
                 "baseline_loss": last["baseline_loss"],
                 **{k: record[k] for k in ("mu", "sigma", "frac_reward_zero_std") if k in record},
                 "committed_ratio": last["committed_ratio"],
@@ -295,20 +297,10 @@ def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: d
         else:
             agent.learn(seed=args.seed, callback=on_round_with_bar)
     logger.writer.close()
-    # Agents driven by SB3 see the env auto-reset at the episode's end: their own snapshot of
-    # the finished episode is the record; GRPO leaves the env as the episode ended.
-    finished = getattr(agent, "finished", None) or {
-        "learned_ratio": env.learned_ratio(),
-        "rounds": len(env.history),
-        "learned_ratio_by_rule": {
-            r: env.learned_ratio(r) for r in ("fit", "best_reward", "last_committed")
-        },
-    }
     finished = {
-        **finished,
+        **agent.result.to_dict(),
         "controller_s": elapsed_before + time.perf_counter() - t1,
         "rounds_logged": rounds_logged,
-        "steps_done": env.process.steps_done,
     }
     agent.save(run_dir / f"agent{agent.archive_suffix}")
     env.close()

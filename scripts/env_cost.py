@@ -3,7 +3,7 @@
     .venv/bin/python scripts/env_cost.py --preset tiny
     .venv/bin/python scripts/env_cost.py --preset default
 
-Runs one episode of GraspLoRA-v0 with the reference knobs (K=10, C=3, 16 micro-dev rows) and
+Runs one episode of GraspLoRA-v1 with the reference knobs (K=10, C=3, 16 micro-dev rows) and
 uniformly random actions, timing each phase with perf_counter. Prints a markdown row for
 docs/BENCHMARKS.md. Run it alone: a second heavy job on 2 cores distorts every number.
 """
