@@ -51,10 +51,21 @@ class EpisodeRecorder(gym.Wrapper):
         """
         if self.finished is not None and self._last is not None:
             return self._last
-        return self.env.reset(**kwargs)
+        obs, info = self.env.reset(**kwargs)
+        inner = self.env.unwrapped
+        if inner._done:  # ended within the reset (diverged or stalled in its first K steps)
+            self.finished, self._last = inner.episode_result(), (obs, info)
+        return obs, info
 
     def step(self, action):
-        """Step, report a closed round, snapshot the episode when it ends."""
+        """Step, report a closed round, snapshot the episode when it ends.
+
+        A step after the episode has ended (SB3 steps once after a reset that already ended
+        it) touches nothing and reports the end again.
+        """
+        if self.finished is not None and self._last is not None:
+            obs, info = self._last
+            return obs, 0.0, True, False, info
         inner = self.env.unwrapped
         rounds_before = len(inner.history)
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -111,7 +122,7 @@ class _Agent:
     def _run(self, seed: int | None, callback: Callable | None, act: Callable) -> _Agent:
         rec = EpisodeRecorder(self.env, callback)
         obs, _ = rec.reset(seed=seed)
-        done = False
+        done = rec.finished is not None
         while not done:
             obs, reward, terminated, truncated, info = rec.step(act(obs))
             done = terminated or truncated

@@ -43,10 +43,10 @@ class GRPOConfig:
     """Advantage scaling: 'group' (TRL default), 'batch' or 'none' (the reference: centred
     only)."""
     learning_rate: float | None = None
-    """eta of the mean step; None: 1.0 for 'natural' (xNES), 0.05 for 'reference' (the
-    paper)."""
+    """eta of the mean step; None: 1.0 for 'natural' (natural evolution strategies' default),
+    0.05 for 'reference' (the paper)."""
     sigma_learning_rate: float = 0.6
-    """'natural' only: eta of the log-sigma step (xNES's default in one dimension)."""
+    """'natural' only: eta of the log-sigma step (separable NES's default in one dimension)."""
     beta: float = 0.05
     """KL pull of mu towards the committed ratio (beta_kl)."""
     entropy_bonus: float | None = None
@@ -117,7 +117,7 @@ class GRPOConfig:
         if self.sigma_init is not None and not self.sigma_init > 0:
             raise ValueError(
                 f"sigma_init={self.sigma_init}; fix: use a positive spread, or leave it unset "
-                "for (p_max - p_min) / 6"
+                "for the update's default ((p_max - p_min) / 3.5 natural, / 6 reference)"
             )
         for name in ("beta", "entropy_bonus"):
             value = getattr(self, name)

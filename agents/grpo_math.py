@@ -138,7 +138,8 @@ def natural_update(
     sigma * mean(a * z) is the score-function gradient of mu times the inverse Fisher
     information sigma^2; mu - p is the natural gradient of KL(N(mu, s) || N(p, s)); the sigma
     step is the natural gradient in log sigma (Fisher information 2). The defaults eta = 1 and
-    eta_sigma = 0.6 are xNES's for one dimension (Glasmachers et al., 2010).
+    eta_sigma = 0.6 are separable NES's for one dimension (SNES: (3 + ln d) / (5 sqrt d);
+    Schaul et al., 2011).
     """
     z = (np.asarray(samples, dtype=np.float64).ravel() - policy.mu) / policy.sigma
     a = np.asarray(advantages, dtype=np.float64).ravel()

@@ -38,8 +38,9 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read back (truncated, foreign or corrupted)."""
 
 
-CHECKPOINT_VERSION = 2
-"""2: the controller process checkpoints its mask with the stash (PruneState)."""
+CHECKPOINT_VERSION = 3
+"""3: the controller process checkpoints its mask with the stash (PruneState) and the env its
+mask ratio (issue 11)."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], kind: str) -> None:

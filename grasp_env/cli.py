@@ -52,8 +52,9 @@ class ExperimentArgs:
     final_rebuild_every: int = 10
     """Rebuild the final-run mask from fresh importance every this many optimizer steps,
     released entries restored from the stash (0: build it once from the untrained merge;
-    10: as often as the controller run rebuilds its committed mask at the default K, so the
-    final run prunes the way the probes measured; the reference's input-aware allocator: 1)."""
+    10: the default K, at least as often as the controller run rebuilds its committed mask
+    (on every round whose commit moves p), so the final run prunes the way the probes
+    measured; the reference's input-aware allocator: 1)."""
     out_dir: Path = Path("runs")
     """Parent directory of run directories."""
     run_name: str | None = None

@@ -148,7 +148,10 @@ class PruneState:
     are the recent gradients at that position, and zeroing them would make the released entries
     take steps of up to ~6x the learning rate for tens of steps, because AdamW's bias
     correction uses the tensor's shared step count and would divide a fresh second moment by
-    ~1 instead of by the (1 - beta2^t) it was built for.
+    ~1 instead of by the (1 - beta2^t) it was built for. That shared step count is left alone
+    here; the reference zeroes it for every tensor with a newly pruned entry, which cuts the
+    effective learning rate of all its kept entries to 15-30% for hundreds of steps after each
+    commit (a side effect, not a choice the paper describes: a deviation, docs/METHOD.md).
 
     Before the first commit nothing is pruned (`keep` is None): the reference trains the
     merged adapter unpruned until its first commitment.

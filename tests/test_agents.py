@@ -49,6 +49,20 @@ def test_sb3_agent_leaves_the_finished_episode_in_the_env(prepared, name):
     assert env.learned_ratio() == agent.result.learned_ratio
 
 
+@pytest.mark.parametrize("name", sorted(set(AGENTS) - {"fixed"}))
+def test_an_episode_that_ends_within_reset_gives_a_result(name):
+    # a process that takes no step ends the episode inside reset(); no agent may step on
+    from grasp_env.synthetic import SyntheticProcess
+
+    class Stalled(SyntheticProcess):
+        def train(self, k):
+            return []
+
+    env = GraspLoRAEnv(process=Stalled(0.5), train_steps=30)
+    result = make_agent(name, env, seed=0).learn(seed=0).result
+    assert result.termination.startswith("stalled") and result.rounds == 0
+
+
 def test_unknown_agent_and_bad_fixed_ratio(prepared):
     env = GraspLoRAEnv(prepared=prepared, train_steps=4, update_interval=2)
     with pytest.raises(ValueError, match="agent='dqn' is unknown"):
