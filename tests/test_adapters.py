@@ -195,8 +195,11 @@ def test_input_aware_importance_matches_its_formula_and_gives_exact_masks(backbo
     sign = torch.sign(b @ a)
     expected_a = (b.T @ sign) * norms[name].unsqueeze(0)
     expected_b = sign @ (a * norms[name].unsqueeze(0)).T
-    torch.testing.assert_close(scores[f"{name}.lora_A.default.weight"], expected_a.abs())
-    torch.testing.assert_close(scores[f"{name}.lora_B.default.weight"], expected_b.abs())
+    # float32 sums of 64+ terms in a different order (autograd vs the hand formula) differ in
+    # the last bits: compare at 1e-5 relative, far below any difference in the formula
+    close = {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(scores[f"{name}.lora_A.default.weight"], expected_a.abs(), **close)
+    torch.testing.assert_close(scores[f"{name}.lora_B.default.weight"], expected_b.abs(), **close)
     masks = build_masks(params, 0.5, importance=input_aware_importance(model, batches))
     magnitude = build_masks(params, 0.5)
     for n, p in params.items():
