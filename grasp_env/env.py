@@ -188,7 +188,7 @@ class GraspLoRAEnv(gym.Env):
     prunes it at the committed ratio p. Every K optimizer steps a round runs: C candidate
     ratios are probed on the micro-dev set, the best candidate moves p (bounded step), the mask
     is rebuilt at p from fresh importance, and training continues. Masks are absolute: pruned
-    values are kept in a stash (`grasp_env.pruning.PruneState`), so a candidate below p
+    values are kept in a stash (`grasp_env.lm.pruning.PruneState`), so a candidate below p
     measures a less pruned model and a downward commit revives the released weights. One env
     step probes one candidate; an episode is one controller run. The learned ratio p* is read
     from `learned_ratio()` (or `episode_result()`) after the episode.
@@ -274,8 +274,8 @@ class GraspLoRAEnv(gym.Env):
             self.budget = self.config.train_steps
         else:
             if prepared is None:
-                from grasp_env.pipeline import PipelineConfig, prepare
-                from grasp_env.presets import get_preset
+                from grasp_env.lm.pipeline import PipelineConfig, prepare
+                from grasp_env.lm.presets import get_preset
 
                 cfg = PipelineConfig(
                     task=task,

@@ -15,7 +15,7 @@ expensive LM work sits behind five methods (ARCHITECTURE.md):
 - `train(k)` — k optimizer steps on the target train split, the committed mask enforced after
   each step.
 
-The mask and stash live in `grasp_env.pruning.PruneState`. Probing copies only the LoRA tensors
+The mask and stash live in `grasp_env.lm.pruning.PruneState`. Probing copies only the LoRA tensors
 (a few hundred KB at the tiny scale, 13 MB for r=8 q/v on Llama-3-8B) and restores them in
 place: the model is never copied.
 """
@@ -26,8 +26,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from grasp_env.lm import answer_loss, collate, encode_rows, evaluate_loss
-from grasp_env.pruning import PruneState, lora_parameters, sparsity
+from grasp_env.lm.batches import answer_loss, collate, encode_rows, evaluate_loss
+from grasp_env.lm.pruning import PruneState, lora_parameters, sparsity
 
 __all__ = ["LoraProcess", "ProcessSettings"]
 
@@ -48,8 +48,8 @@ class LoraProcess:
     """The merged adapter being fine-tuned while candidate prune ratios are probed."""
 
     def __init__(self, prep: Any, settings: ProcessSettings) -> None:
-        """Build on a prepared pipeline (`grasp_env.pipeline.prepare`)."""
-        from grasp_env.pipeline import start_model
+        """Build on a prepared pipeline (`grasp_env.lm.pipeline.prepare`)."""
+        from grasp_env.lm.pipeline import start_model
 
         available = len(prep.splits.micro_dev)
         if settings.micro_dev_size > available:
@@ -142,7 +142,7 @@ class LoraProcess:
 
         Plain tensors and Python data only (loads with torch.load(weights_only=True)).
         """
-        from grasp_env.checkpoint import rng_state
+        from grasp_env.seeding import rng_state
 
         return {
             "params": {n: p.detach().clone() for n, p in self.params.items()},
@@ -158,7 +158,7 @@ class LoraProcess:
         """Continue exactly where `state_dict` was taken (after `reset` built the optimizer)."""
         import torch
 
-        from grasp_env.checkpoint import as_tuple, restore_rng
+        from grasp_env.seeding import as_tuple, restore_rng
 
         if set(state["params"]) != set(self.params):
             raise ValueError(

@@ -8,15 +8,12 @@ Reads only the event files (no run-specific JSON), so it works on any run that l
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from grasp_env.cli import run_cli  # noqa: E402
+from grasp_env.runs.cli import run_cli
 
 PANELS = (
     ("controller/committed_ratio", "committed ratio p"),

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import resource
 import statistics
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,14 +34,12 @@ from typing import Annotated
 
 import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agents import AGENTS, GRPOConfig, make_agent  # noqa: E402
-from grasp_env.cli import ExperimentArgs, check_before_work, run_cli  # noqa: E402
-from grasp_env.env import ControllerConfig, GraspLoRAEnv  # noqa: E402
-from grasp_env.pipeline import final_run, prepare  # noqa: E402
-from grasp_env.presets import get_preset  # noqa: E402
-from grasp_env.runs import make_run_dir, write_json  # noqa: E402
+from agents import AGENTS, GRPOConfig, make_agent
+from grasp_env.env import ControllerConfig, GraspLoRAEnv
+from grasp_env.lm.pipeline import final_run, prepare
+from grasp_env.lm.presets import get_preset
+from grasp_env.runs.cli import ExperimentArgs, check_before_work, run_cli
+from grasp_env.runs.dirs import make_run_dir, write_json
 
 
 @dataclass(frozen=True)

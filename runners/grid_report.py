@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import tyro
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from grasp_env.cli import run_cli  # noqa: E402
+from grasp_env.runs.cli import run_cli
 
 
 @dataclass(frozen=True)

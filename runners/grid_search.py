@@ -13,18 +13,13 @@ Writes <out-dir>/<run-name>/metrics.json.
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-from grasp_env.cli import ExperimentArgs, run_cli  # noqa: E402
-from grasp_env.pipeline import final_run, prepare  # noqa: E402
-from grasp_env.presets import get_preset  # noqa: E402
-from grasp_env.runs import make_run_dir, write_json  # noqa: E402
+from grasp_env.lm.pipeline import final_run, prepare
+from grasp_env.lm.presets import get_preset
+from grasp_env.runs.cli import ExperimentArgs, run_cli
+from grasp_env.runs.dirs import make_run_dir, write_json
 
 BASELINES = ("target_only", "target_only_pruned", "merged_no_prune")
 

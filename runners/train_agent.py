@@ -14,28 +14,25 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import tyro
 
-import tyro  # noqa: E402
-
-from agents import AGENTS, GRPOConfig, make_agent  # noqa: E402
-from grasp_env.checkpoint import (  # noqa: E402
+from agents import AGENTS, GRPOConfig, make_agent
+from grasp_env.env import ControllerConfig, GraspLoRAEnv
+from grasp_env.lm.pipeline import final_run, prepare
+from grasp_env.lm.presets import get_preset
+from grasp_env.runs.checkpoint import (
     CheckpointError,
     load_checkpoint,
     maybe_fault,
     save_checkpoint,
 )
-from grasp_env.cli import ExperimentArgs, check_before_work, run_cli  # noqa: E402
-from grasp_env.env import ControllerConfig, GraspLoRAEnv  # noqa: E402
-from grasp_env.pipeline import final_run, prepare  # noqa: E402
-from grasp_env.presets import get_preset  # noqa: E402
-from grasp_env.runs import RoundLogger, make_run_dir, resume_run_dir, write_json  # noqa: E402
+from grasp_env.runs.cli import ExperimentArgs, check_before_work, run_cli
+from grasp_env.runs.dirs import RoundLogger, make_run_dir, resume_run_dir, write_json
 
 
 @dataclass(frozen=True)

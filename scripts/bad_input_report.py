@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from test_bad_inputs import CASES, make_bad_files  # noqa: E402
+from test_bad_inputs import CASES, make_bad_files  # noqa: E402  (the test module is the source)
 
 
 def _message(stderr: str) -> str:

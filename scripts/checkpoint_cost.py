@@ -16,13 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from agents import GRPOController  # noqa: E402
-from grasp_env.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from grasp_env.env import GraspLoRAEnv  # noqa: E402
-from grasp_env.pipeline import PipelineConfig, prepare  # noqa: E402
-from grasp_env.presets import get_preset  # noqa: E402
+from agents import GRPOController
+from grasp_env.env import GraspLoRAEnv
+from grasp_env.lm.pipeline import PipelineConfig, prepare
+from grasp_env.lm.presets import get_preset
+from grasp_env.runs.checkpoint import load_checkpoint, save_checkpoint
 
 
 def main() -> int:

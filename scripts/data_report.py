@@ -6,13 +6,9 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from grasp_env.data.cldr import LANGUAGES, load_territories  # noqa: E402
-from grasp_env.data.embedded import (  # noqa: E402
+from grasp_env.data.cldr import LANGUAGES, load_territories
+from grasp_env.data.embedded import (
     EmbeddedConfig,
     build_corpus,
     embedded_source_splits,

@@ -11,15 +11,11 @@ docs/BENCHMARKS.md. Run it alone: a second heavy job on 2 cores distorts every n
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import numpy as np  # noqa: E402
-import tyro  # noqa: E402
+import numpy as np
+import tyro
 
 
 @dataclass(frozen=True)
@@ -41,8 +37,8 @@ class Args:
 def main(args: Args) -> None:
     """Run one timed episode and print the per-phase costs."""
     from grasp_env.env import GraspLoRAEnv
-    from grasp_env.pipeline import PipelineConfig, prepare
-    from grasp_env.presets import get_preset
+    from grasp_env.lm.pipeline import PipelineConfig, prepare
+    from grasp_env.lm.presets import get_preset
 
     prep = prepare(
         get_preset(args.preset),

@@ -46,8 +46,8 @@ def main(args: Args) -> None:
     """Run the episode, probe the grid per round, write JSON and PNG."""
     from agents import make_agent
     from grasp_env.env import GraspLoRAEnv
-    from grasp_env.pipeline import PipelineConfig, prepare
-    from grasp_env.presets import get_preset
+    from grasp_env.lm.pipeline import PipelineConfig, prepare
+    from grasp_env.lm.presets import get_preset
 
     prep = prepare(
         get_preset(args.preset),

@@ -44,7 +44,7 @@ def old_metrics():
 
 def _test_rows(cfg: dict):
     from grasp_env.data import load_target_splits
-    from grasp_env.presets import get_preset
+    from grasp_env.lm.presets import get_preset
 
     preset = get_preset(cfg["preset"])
     source = cfg.get("target_data") or preset.data_source[cfg["task"]]

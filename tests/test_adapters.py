@@ -3,7 +3,8 @@ import copy
 import pytest
 import torch
 
-from grasp_env.adapters import (
+from grasp_env.data.embedded import embedded_target_splits
+from grasp_env.lm.adapters import (
     LoraTrainConfig,
     PruneSpec,
     attach_lora,
@@ -12,10 +13,9 @@ from grasp_env.adapters import (
     lora_state,
     merge_lora_states,
 )
-from grasp_env.backbone import load_backbone
-from grasp_env.data.embedded import embedded_target_splits
-from grasp_env.lm import encode_rows
-from grasp_env.pruning import lora_parameters
+from grasp_env.lm.backbone import load_backbone
+from grasp_env.lm.batches import encode_rows
+from grasp_env.lm.pruning import lora_parameters
 
 CFG = LoraTrainConfig(r=4, lora_alpha=16, lora_dropout=0.0, max_steps=6, eval_every=3, patience=0)
 
@@ -178,8 +178,8 @@ def test_adapter_cache_reuses_and_rebuilds_corrupted_entries(backbone, isolated_
 
 
 def test_input_aware_importance_matches_its_formula_and_gives_exact_masks(backbone):
-    from grasp_env.lm import collate
-    from grasp_env.pruning import build_masks, input_aware_importance, input_norms
+    from grasp_env.lm.batches import collate
+    from grasp_env.lm.pruning import build_masks, input_aware_importance, input_norms
 
     base, tok = backbone
     train, _ = _splits(tok)
@@ -208,8 +208,8 @@ def test_input_aware_importance_matches_its_formula_and_gives_exact_masks(backbo
 
 
 def test_masked_fit_with_input_aware_rebuild_every_step(backbone):
-    from grasp_env.lm import collate
-    from grasp_env.pruning import input_aware_importance
+    from grasp_env.lm.batches import collate
+    from grasp_env.lm.pruning import input_aware_importance
 
     base, tok = backbone
     train, dev = _splits(tok)

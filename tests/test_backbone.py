@@ -2,14 +2,14 @@ import json
 
 import pytest
 
-from grasp_env.backbone import (
+from grasp_env.lm.backbone import (
     BackboneError,
     ensure_tiny_backbone,
     load_backbone,
     tiny_backbone_path,
     verify_manifest,
 )
-from grasp_env.presets import get_preset
+from grasp_env.lm.presets import get_preset
 
 
 def test_tiny_backbone_builds_loads_and_generates(tiny_backbone_dir):

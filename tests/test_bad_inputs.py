@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "runners"))
 
 import train_agent  # noqa: E402
 
-from grasp_env.cli import run_cli  # noqa: E402
+from grasp_env.runs.cli import run_cli  # noqa: E402
 
 
 def _cli(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:

@@ -20,8 +20,8 @@ KW = {
 
 @pytest.fixture(scope="module")
 def prepared(tiny_backbone_dir):
-    from grasp_env.pipeline import PipelineConfig, prepare
-    from grasp_env.presets import get_preset
+    from grasp_env.lm.pipeline import PipelineConfig, prepare
+    from grasp_env.lm.presets import get_preset
 
     return prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
 

@@ -81,8 +81,8 @@ def test_qa_bertscore_uses_all_gold_answers_and_blank_rows_score_zero(encoder):
 
 
 def test_pipeline_config_validates_metric_flags(encoder):
-    from grasp_env.cli import ExperimentArgs
-    from grasp_env.pipeline import PipelineConfig
+    from grasp_env.lm.pipeline import PipelineConfig
+    from grasp_env.runs.cli import ExperimentArgs
 
     with pytest.raises(ValueError, match="rouge='porter'"):
         PipelineConfig(rouge="porter")
@@ -104,8 +104,8 @@ def test_pipeline_config_validates_metric_flags(encoder):
 def test_pipeline_score_passes_rouge_and_bertscore_through(encoder, monkeypatch):
     from types import SimpleNamespace
 
-    from grasp_env import pipeline
-    from grasp_env.presets import get_preset
+    from grasp_env.lm import pipeline
+    from grasp_env.lm.presets import get_preset
 
     rows = [{"answers": {"text": ["dollar", "euro"], "answer_start": [0, 0]}, "summary": "الكتاب"}]
 

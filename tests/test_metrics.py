@@ -22,7 +22,7 @@ from grasp_env.metrics import (
     summary_metrics,
     token_f1,
 )
-from grasp_env.rouge_tokenizers import rouge_tokenizer
+from grasp_env.metrics.rouge import rouge_tokenizer
 
 # --- EM / F1: MLQA v1 ---------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ import sys
 
 def test_import_is_cheap():
     code = (
-        "import sys, grasp_env, grasp_env.data, grasp_env.presets, grasp_env.metrics\n"
+        "import sys, grasp_env, grasp_env.data, grasp_env.lm.presets, grasp_env.metrics\n"
         "heavy = [m for m in ('torch', 'transformers', 'peft', 'trl') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
@@ -13,7 +13,7 @@ def test_import_is_cheap():
 
 
 def test_presets_are_complete():
-    from grasp_env.presets import PRESETS, get_preset
+    from grasp_env.lm.presets import PRESETS, get_preset
 
     assert set(PRESETS) == {"tiny", "default", "paper"}
     paper = get_preset("paper")
@@ -30,7 +30,7 @@ def test_presets_are_complete():
 def test_unknown_preset_names_the_choices():
     import pytest
 
-    from grasp_env.presets import get_preset
+    from grasp_env.lm.presets import get_preset
 
     with pytest.raises(ValueError, match=r"preset='huge'.*default"):
         get_preset("huge")

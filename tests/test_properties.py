@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from agents.grpo_math import SCALE_REWARDS, group_advantages
 from grasp_env.env import ControllerConfig
-from grasp_env.pruning import apply_masks, build_masks
+from grasp_env.lm.pruning import apply_masks, build_masks
 
 shapes = st.lists(st.tuples(st.integers(1, 9), st.integers(1, 9)), min_size=1, max_size=4)
 ratios = st.floats(0.0, 1.0, allow_nan=False)

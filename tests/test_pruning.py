@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from grasp_env.pruning import (
+from grasp_env.lm.pruning import (
     apply_masks,
     build_masks,
     magnitude_importance,

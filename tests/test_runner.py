@@ -99,11 +99,11 @@ def test_same_seed_same_learned_ratio(two_runs):
 def test_saved_adapter_reloads_and_reproduces_the_test_metric(two_runs, tiny_backbone_dir):
     from peft import PeftModel
 
-    from grasp_env.backbone import load_backbone
     from grasp_env.data import load_target_splits
-    from grasp_env.lm import encode_rows, evaluate_loss, generate
+    from grasp_env.lm.backbone import load_backbone
+    from grasp_env.lm.batches import encode_rows, evaluate_loss, generate
+    from grasp_env.lm.presets import get_preset
     from grasp_env.metrics import qa_metrics
-    from grasp_env.presets import get_preset
 
     metrics = json.loads((two_runs[0] / "metrics.json").read_text())
     preset = get_preset("tiny")

@@ -8,14 +8,14 @@ entries, `probe` restoring the weights, or the stash itself makes a test here fa
 import pytest
 import torch
 
-from grasp_env.lm import evaluate_loss
-from grasp_env.pruning import PruneState, build_masks
+from grasp_env.lm.batches import evaluate_loss
+from grasp_env.lm.pruning import PruneState, build_masks
 
 
 @pytest.fixture(scope="module")
 def prepared(tiny_backbone_dir):
-    from grasp_env.pipeline import PipelineConfig, prepare
-    from grasp_env.presets import get_preset
+    from grasp_env.lm.pipeline import PipelineConfig, prepare
+    from grasp_env.lm.presets import get_preset
 
     return prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
 
@@ -189,8 +189,8 @@ def test_a_rebuild_at_the_same_ratio_swaps_entries_by_their_stashed_importance()
 
 
 def test_final_run_with_a_rebuilding_mask_keeps_the_ratio(prepared):
-    from grasp_env.adapters import PruneSpec, fit
-    from grasp_env.pipeline import start_model
+    from grasp_env.lm.adapters import PruneSpec, fit
+    from grasp_env.lm.pipeline import start_model
 
     model = start_model(prepared, "merged")
     lora = prepared.cfg.final_lora

@@ -82,7 +82,7 @@ class ExperimentArgs:
 
     def pipeline_config(self, seed: int | None = None, **extra: Any) -> Any:
         """The PipelineConfig these flags describe (`seed` overrides --seed, e.g. per seed)."""
-        from grasp_env.pipeline import PipelineConfig
+        from grasp_env.lm.pipeline import PipelineConfig
 
         return PipelineConfig(
             task=self.task,

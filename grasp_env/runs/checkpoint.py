@@ -1,4 +1,6 @@
-"""Crash-safe checkpoints: atomic writes, safe loads, RNG capture, and a fault-injection hook.
+"""Crash-safe checkpoints: atomic writes, safe loads and a fault-injection hook.
+
+RNG capture lives in `grasp_env.seeding` (the LM side needs it below the run helpers).
 
 A controller run on a real model takes hours; a SIGKILL must cost at most one round. Every
 checkpoint is written to a temporary file in the same directory and renamed into place, so a
@@ -13,7 +15,6 @@ is inert unless the variable is set.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import tempfile
 from collections import Counter
@@ -22,11 +23,8 @@ from typing import Any
 
 __all__ = [
     "CheckpointError",
-    "as_tuple",
     "load_checkpoint",
     "maybe_fault",
-    "restore_rng",
-    "rng_state",
     "save_checkpoint",
 ]
 
@@ -89,28 +87,6 @@ def load_checkpoint(path: str | Path, kind: str, keys: tuple[str, ...] = ()) -> 
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} lacks {missing}; {fix}")
     return state
-
-
-def rng_state() -> dict[str, Any]:
-    """The RNG streams training draws from: torch (dropout) and Python's `random`."""
-    import torch
-
-    return {"torch": torch.get_rng_state(), "python": random.getstate()}
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    """Undo `rng_state` exactly."""
-    import torch
-
-    torch.set_rng_state(state["torch"])
-    random.setstate(as_tuple(state["python"]))
-
-
-def as_tuple(value: Any) -> Any:
-    """random.setstate needs tuples where a round trip may hand back lists."""
-    if isinstance(value, list | tuple):
-        return tuple(as_tuple(v) for v in value)
-    return value
 
 
 def maybe_fault(point: str) -> None:

@@ -29,6 +29,8 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+from grasp_env.metrics.errors import MetricUnavailable
+
 __all__ = [
     "DEFAULT_ROUGE",
     "ROUGE_CONVENTIONS",
@@ -132,8 +134,6 @@ def check_rouge(lang: str | None, convention: str) -> None:
         ValueError: an unknown convention.
         MetricUnavailable: xlsum for a language XL-Sum scores with a package this project lacks.
     """
-    from grasp_env.metrics import MetricUnavailable
-
     if convention not in ROUGE_CONVENTIONS:
         raise ValueError(f"rouge={convention!r} is unknown; fix: use one of {ROUGE_CONVENTIONS}")
     if convention == "xlsum" and lang in _XLSUM_ONLY:
@@ -161,7 +161,6 @@ class XlsumTokenizer:
     """
 
     def __init__(self, lang: str) -> None:
-        from grasp_env.metrics import MetricUnavailable
 
         check_rouge(lang, "xlsum")
         self.lang = lang

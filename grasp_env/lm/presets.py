@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from grasp_env.adapters import LoraTrainConfig
-from grasp_env.backbone import TinyBackboneConfig
 from grasp_env.data.embedded import EmbeddedConfig
 from grasp_env.data.splits import SplitSizes
+from grasp_env.lm.adapters import LoraTrainConfig
+from grasp_env.lm.backbone import TinyBackboneConfig
 
 __all__ = ["PRESETS", "TINY_MODEL", "Preset", "get_preset", "load_preset_backbone"]
 
@@ -132,7 +132,7 @@ def load_preset_backbone(
         trust_remote_code: Passed to `load_backbone`; off unless the user asks.
         log: Where build messages go.
     """
-    from grasp_env.backbone import ensure_tiny_backbone, load_backbone
+    from grasp_env.lm.backbone import ensure_tiny_backbone, load_backbone
 
     name = model or preset.model
     if name == TINY_MODEL:

@@ -3,7 +3,7 @@
 - EM and token F1: MLQA's official evaluation (`mlqa_evaluation_v1.py`, facebookresearch/MLQA),
   which is SQuAD v1.1's with per-language article rules and Chinese mixed segmentation. Written
   from the script's behaviour (see `normalize_answer`) and checked against it (issue 12).
-- ROUGE-L: `rouge-score`'s scorer with a language-aware tokenizer (`grasp_env.rouge_tokenizers`):
+- ROUGE-L: `rouge-score`'s scorer with a language-aware tokenizer (`grasp_env.metrics.rouge`):
   by default XL-Sum's multilingual convention, or the project's earlier unstemmed one.
 - BLEU-4 and chrF: sacrebleu, whose signatures `metric_conventions` reports.
 - BERTScore: the `bert-score` package with a local encoder directory; the layer comes from
@@ -26,7 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from grasp_env.rouge_tokenizers import (
+from grasp_env.metrics.errors import MetricUnavailable
+from grasp_env.metrics.rouge import (
     DEFAULT_ROUGE,
     ROUGE_CONVENTIONS,
     describe_rouge,
@@ -51,10 +52,6 @@ __all__ = [
     "summary_metrics",
     "token_f1",
 ]
-
-
-class MetricUnavailable(RuntimeError):
-    """A metric whose package or model is not available on this machine."""
 
 
 # --- EM and token F1: MLQA v1 -------------------------------------------------------------

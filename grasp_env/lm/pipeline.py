@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grasp_env.adapters import (
+from grasp_env.data import load_source_splits, load_target_splits
+from grasp_env.lm.adapters import (
     MERGE_FORMS,
     FitResult,
     LoraTrainConfig,
@@ -25,8 +26,7 @@ from grasp_env.adapters import (
     fit,
     merge_lora_states,
 )
-from grasp_env.data import load_source_splits, load_target_splits
-from grasp_env.lm import (
+from grasp_env.lm.batches import (
     EncodedSplit,
     collate,
     encode_rows,
@@ -34,6 +34,8 @@ from grasp_env.lm import (
     generate,
     reference_texts,
 )
+from grasp_env.lm.presets import Preset, load_preset_backbone
+from grasp_env.lm.pruning import input_aware_importance
 from grasp_env.metrics import (
     DEFAULT_ROUGE,
     MLQA_LANGUAGES,
@@ -42,9 +44,7 @@ from grasp_env.metrics import (
     qa_metrics,
     summary_metrics,
 )
-from grasp_env.presets import Preset, load_preset_backbone
-from grasp_env.pruning import input_aware_importance
-from grasp_env.rouge_tokenizers import check_rouge
+from grasp_env.metrics.rouge import check_rouge
 
 __all__ = ["ARMS", "PipelineConfig", "Prepared", "RunResult", "final_run", "prepare", "score"]
 
@@ -102,7 +102,7 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         """Fail before any work on a value that would only break minutes later."""
         from grasp_env.data import TASKS
-        from grasp_env.pruning import SCOPES
+        from grasp_env.lm.pruning import SCOPES
 
         for name, allowed in (
             ("task", TASKS),
@@ -401,7 +401,7 @@ def final_run(
 
     Ratio 0 is a plain fine-tune (no mask). The best dev checkpoint is scored on the test split
     (greedy decoding) and by its test answer NLL. `on_checkpoint` / `resume` make the
-    fine-tune crash-safe (see `grasp_env.adapters.fit`).
+    fine-tune crash-safe (see `grasp_env.lm.adapters.fit`).
     """
     cfg = prep.cfg
     lora = lora or cfg.final_lora

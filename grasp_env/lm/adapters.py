@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grasp_env.backbone import cache_root, verify_manifest, write_manifest
-from grasp_env.checkpoint import as_tuple, restore_rng, rng_state
-from grasp_env.lm import EncodedSplit, answer_loss, collate, evaluate_loss
-from grasp_env.pruning import PruneState, lora_parameters
+from grasp_env.lm.backbone import cache_root, verify_manifest, write_manifest
+from grasp_env.lm.batches import EncodedSplit, answer_loss, collate, evaluate_loss
+from grasp_env.lm.pruning import PruneState, lora_parameters
+from grasp_env.seeding import as_tuple, restore_rng, rng_state, seed_everything
 
 __all__ = [
     "MERGE_FORMS",
@@ -121,15 +121,6 @@ class FitResult:
     stopped_early: bool = False
 
 
-def _seed_all(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def peft_config(cfg: LoraTrainConfig, r: int | None = None, lora_alpha: float | None = None) -> Any:
     """A PEFT LoraConfig for a causal LM from our config (rank and alpha overridable)."""
     from peft import LoraConfig
@@ -159,7 +150,7 @@ def attach_lora(
     """
     from peft import get_peft_model, set_peft_model_state_dict
 
-    _seed_all(seed)
+    seed_everything(seed)
     model = get_peft_model(copy.deepcopy(base), peft_config(cfg, r, lora_alpha))
     if state is not None:
         result = set_peft_model_state_dict(model, state)
@@ -205,7 +196,7 @@ def fit(
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    _seed_all(seed)
+    seed_everything(seed)
     params = lora_parameters(model)
     optimizer = torch.optim.AdamW(
         params.values(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
