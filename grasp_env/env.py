@@ -407,7 +407,10 @@ class GraspLoRAEnv(gym.Env):
         return fit_spline(probes, cfg.p_min, cfg.p_max)
 
     def close(self) -> None:
-        """Nothing to release beyond Python objects."""
+        """Release the process's resources (the LoRA process drops its adapter)."""
+        release = getattr(self.process, "close", None)
+        if release is not None:
+            release()
 
     # ---------------------------------------------------------------- checkpoint
 

@@ -26,7 +26,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from grasp_env.lm.batches import answer_loss, collate, encode_rows, evaluate_loss
+from grasp_env.lm.adapters import host_of
+from grasp_env.lm.batches import answer_loss, collate, encode_rows, evaluate_loss, model_device
 from grasp_env.lm.pruning import PruneState, lora_parameters, sparsity
 
 __all__ = ["LoraProcess", "ProcessSettings"]
@@ -60,8 +61,12 @@ class LoraProcess:
         self.prep = prep
         self.settings = settings
         self.lora = prep.cfg.final_lora
-        self.model = start_model(prep, "merged")
+        self.host = host_of(prep.base)
+        self.name = self.host.unique("controller")
+        """This process's adapter on the shared backbone (activated before every computation)."""
+        self.model = start_model(prep, "merged", self.name)
         self.params = lora_parameters(self.model)
+        self.device = model_device(self.model)
         self.initial = {n: p.detach().clone() for n, p in self.params.items()}
         rows = prep.splits.micro_dev[: settings.micro_dev_size]
         cfg = prep.cfg
@@ -96,8 +101,13 @@ class LoraProcess:
 
     # ------------------------------------------------------------------- queries
 
+    def close(self) -> None:
+        """Delete this process's adapter from the shared backbone."""
+        self.host.drop(self.name)
+
     def baseline_loss(self) -> float:
         """Micro-dev loss L0 with the committed mask (already applied to the weights)."""
+        self.host.activate(self.name)
         return evaluate_loss(
             self.model, self.micro_dev, self.prep.pad_id, self.settings.eval_batch_size
         )
@@ -137,6 +147,15 @@ class LoraProcess:
 
     # --------------------------------------------------------------- checkpoint
 
+    def _canonical(self, tensors: dict[str, Any]) -> dict[str, Any]:
+        """Keys without this process's adapter name (checkpoints outlive the name)."""
+        return {n.replace(f".{self.name}.", "."): t for n, t in tensors.items()}
+
+    def _local(self, tensors: dict[str, Any]) -> dict[str, Any]:
+        """`_canonical`'s inverse: keys of this process's adapter."""
+        suffix = ".weight"
+        return {n[: -len(suffix)] + f".{self.name}{suffix}": t for n, t in tensors.items()}
+
     def state_dict(self) -> dict[str, Any]:
         """Everything `train`/`probe` depend on: weights, optimizer, mask, data position, RNG.
 
@@ -144,10 +163,14 @@ class LoraProcess:
         """
         from grasp_env.seeding import rng_state
 
+        prune = self.prune.state_dict()
         return {
-            "params": {n: p.detach().clone() for n, p in self.params.items()},
+            "params": self._canonical({n: p.detach().clone() for n, p in self.params.items()}),
             "optimizer": self.optimizer.state_dict(),
-            "prune": self.prune.state_dict(),
+            "prune": {
+                "keep": None if prune["keep"] is None else self._canonical(prune["keep"]),
+                "stash": self._canonical(prune["stash"]),
+            },
             "steps_done": self.steps_done,
             "order": list(self._order),
             "order_rng": self._rng.getstate(),
@@ -160,16 +183,23 @@ class LoraProcess:
 
         from grasp_env.seeding import as_tuple, restore_rng
 
-        if set(state["params"]) != set(self.params):
+        params = self._local(state["params"])
+        if set(params) != set(self.params):
             raise ValueError(
                 "checkpoint LoRA tensors do not match this model; fix: resume with the same "
                 "preset, model and LoRA recipe, or start a new run"
             )
         with torch.no_grad():
             for name, p in self.params.items():
-                p.copy_(state["params"][name])
+                p.copy_(params[name])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.prune.load_state_dict(state["prune"])
+        keep = state["prune"]["keep"]
+        self.prune.load_state_dict(
+            {
+                "keep": None if keep is None else self._local(keep),
+                "stash": self._local(state["prune"]["stash"]),
+            }
+        )
         self.steps_done = int(state["steps_done"])
         self._order = list(state["order"])
         self._rng.setstate(as_tuple(state["order_rng"]))
@@ -194,6 +224,7 @@ class LoraProcess:
         import torch
 
         losses = []
+        self.host.activate(self.name)
         self.model.train()
         for _ in range(k):
             if len(self._order) < self.lora.batch_size:
@@ -202,7 +233,9 @@ class LoraProcess:
                 self._order.extend(fresh)
             idx = self._order[: self.lora.batch_size]
             self._order = self._order[self.lora.batch_size :]
-            batch = collate([self.train_split.encodings[i] for i in idx], self.prep.pad_id)
+            batch = collate(
+                [self.train_split.encodings[i] for i in idx], self.prep.pad_id, self.device
+            )
             loss = answer_loss(self.model, batch)
             value = float(loss.item())
             losses.append(value)

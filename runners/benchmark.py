@@ -120,6 +120,7 @@ def _agent(prep, name: str, seed: int, args: Args) -> dict:
     env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
     grpo = replace(args.grpo, num_generations=args.controller.group_size)
     result = make_agent(name, env, seed=seed, grpo=grpo).learn(seed=seed).result
+    env.close()
     controller_s = time.perf_counter() - t0
     run = final_run(prep, result.learned_ratio, "merged")
     return {
@@ -277,6 +278,7 @@ def main(args: Args) -> int:
                 "grid_from": str(args.grid_from) if args.grid_from else None,
             },
             "prepare_s": prepare_s,
+            "placement": asdict(prep.placement),
             "grid_prepare_s": earlier_prepare,
             "methods": results,
             "metric_conventions": args.metric_conventions(),

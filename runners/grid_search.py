@@ -89,6 +89,7 @@ def main(args: Args) -> int:
         "agent": "grid",
         **args.identity(preset.name),
         "backbone": prep.backbone,
+        "placement": asdict(prep.placement),
         "selected_ratio": best["ratio"],
         "selection": "lowest dev loss",
         "test": best["test"],

@@ -23,6 +23,7 @@ import tyro
 
 from agents import AGENTS, GRPOConfig, make_agent
 from grasp_env.env import ControllerConfig, GraspLoRAEnv
+from grasp_env.lm.adapters import save_adapter
 from grasp_env.lm.pipeline import final_run, prepare
 from grasp_env.lm.presets import get_preset
 from grasp_env.runs.checkpoint import (
@@ -112,7 +113,7 @@ def main(args: Args) -> int:
         on_checkpoint=on_final_checkpoint,
         resume=resume,
     )
-    run.model.save_pretrained(run_dir / "adapter")
+    save_adapter(run.model, run_dir / "adapter")
     final_s = time.perf_counter() - t2 + (resume["seconds"] if resume else 0.0)
     total_s = t_prep + finished["controller_s"] + final_s
 
@@ -120,6 +121,7 @@ def main(args: Args) -> int:
         "agent": args.agent,
         **args.identity(preset.name),
         "backbone": prep.backbone,
+        "placement": asdict(prep.placement),
         "learned_ratio": pstar,
         "pstar_rule": args.controller.pstar_rule,
         "learned_ratio_by_rule": finished["learned_ratio_by_rule"],

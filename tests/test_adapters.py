@@ -1,5 +1,3 @@
-import copy
-
 import pytest
 import torch
 
@@ -10,8 +8,10 @@ from grasp_env.lm.adapters import (
     attach_lora,
     cached_adapter,
     fit,
+    host_of,
     lora_state,
     merge_lora_states,
+    save_adapter,
 )
 from grasp_env.lm.backbone import load_backbone
 from grasp_env.lm.batches import encode_rows
@@ -103,8 +103,8 @@ def _splits(tok):
 def test_fit_changes_adapter_weights_and_never_the_backbone(backbone):
     base, tok = backbone
     train, dev = _splits(tok)
-    frozen = {k: v.clone() for k, v in base.state_dict().items()}
     model = attach_lora(base, CFG, 0)
+    assert model.base_model.model is base  # the backbone is wrapped, never copied
     backbone_before = {k: v.clone() for k, v in model.named_parameters() if "lora_" not in k}
     lora_before = lora_state(model)
     result = fit(model, train, dev, CFG, seed=0, pad_id=tok.pad_token_id)
@@ -113,8 +113,6 @@ def test_fit_changes_adapter_weights_and_never_the_backbone(backbone):
     for k, v in model.named_parameters():
         if "lora_" not in k:
             assert torch.equal(v, backbone_before[k]) and not v.requires_grad
-    for k, v in base.state_dict().items():
-        assert torch.equal(v, frozen[k])  # attach_lora works on a copy
     assert result.steps == CFG.max_steps and len(result.train_losses) == CFG.max_steps
 
 
@@ -139,13 +137,14 @@ def test_fit_is_deterministic_for_a_seed(backbone):
     assert runs[0] == runs[1]
 
 
-def test_peft_save_load_round_trip(backbone, tmp_path):
+def test_peft_save_load_round_trip(backbone, tiny_backbone_dir, tmp_path):
     from peft import PeftModel
 
     base, tok = backbone
-    model = attach_lora(base, CFG, 0, _random_state(base, 4)).eval()
-    model.save_pretrained(tmp_path)
-    loaded = PeftModel.from_pretrained(copy.deepcopy(base), tmp_path).eval()
+    model = attach_lora(base, CFG, 0, _random_state(base, 4), name="saved").eval()
+    save_adapter(model, tmp_path)  # the active adapter at the root, whatever its name
+    fresh, _ = load_backbone(tiny_backbone_dir)
+    loaded = PeftModel.from_pretrained(fresh, tmp_path).eval()
     ids = tok("Egypt uses the Egyptian Pound.", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, loaded(ids).logits)
@@ -226,3 +225,64 @@ def test_masked_fit_with_input_aware_rebuild_every_step(backbone):
     )
     for p in lora_parameters(model).values():
         assert int((p == 0).sum()) >= p.numel() // 2
+
+
+def test_one_backbone_in_memory_for_the_whole_pipeline(tiny_backbone_dir):
+    # prepare (source + target LoRA, merge), a controller process, a final run: every adapter
+    # lives on one backbone; no LlamaForCausalLM copy is made
+    import gc
+
+    from transformers import LlamaForCausalLM
+
+    from grasp_env.lm.pipeline import PipelineConfig, final_run, prepare
+    from grasp_env.lm.presets import get_preset
+    from grasp_env.process import LoraProcess, ProcessSettings
+
+    gc.collect()
+    before = sum(type(o) is LlamaForCausalLM for o in gc.get_objects())
+    prep = prepare(get_preset("tiny"), PipelineConfig(seed=3), progress=False, log=lambda _: None)
+    backbone_numel = sum(p.numel() for n, p in prep.base.named_parameters() if "lora_" not in n)
+    process = LoraProcess(prep, ProcessSettings(micro_dev_size=4))
+    process.reset(seed=0)
+    process.train(2)
+    run = final_run(prep, 0.3, keep_model=True)
+    gc.collect()
+    models = [o for o in gc.get_objects() if type(o) is LlamaForCausalLM]
+    assert len(models) - before == 1
+    host = host_of(prep.base)
+    assert run.model is host.model and process.model is host.model
+    assert set(host.names()) == {process.name, "default"}  # training adapters were dropped
+    held = {p.data_ptr(): p.numel() for n, p in host.model.named_parameters() if "lora_" not in n}
+    assert sum(held.values()) == backbone_numel
+    process.close()
+    assert host.names() == ["default"]
+
+
+def test_merging_adapters_of_different_rank_and_alpha(backbone):
+    base, _ = backbone
+    small = LoraTrainConfig(r=2, lora_alpha=2, lora_dropout=0.0)  # scaling 1; the source's is 4
+    src = _random_state(base, 11)
+    model = attach_lora(base, small, 12, name="small")
+    g = torch.Generator().manual_seed(12)
+    with torch.no_grad():
+        for p in lora_parameters(model).values():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    tgt = lora_state(model)
+    x = torch.randn(3, _q_proj(model).in_features)
+    s_src, s_tgt = CFG.lora_alpha / CFG.r, small.lora_alpha / small.r
+    # sum: exact scaled sum of both deltas
+    merged, rank, alpha = merge_lora_states(src, tgt, "sum", CFG.r, CFG.lora_alpha, 2, 2)
+    assert (rank, alpha) == (6, 24.0)
+    layer = _q_proj(attach_lora(base, CFG, 0, merged, r=rank, lora_alpha=alpha).eval())
+    expected = x @ (s_src * _ab(src, "B") @ _ab(src, "A") + s_tgt * _ab(tgt, "B") @ _ab(tgt, "A")).T
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x) - layer.base_layer(x), expected, rtol=1e-4, atol=1e-5)
+    # reference: the smaller adapter zero-padded, unscaled
+    merged, rank, alpha = merge_lora_states(src, tgt, "reference", CFG.r, CFG.lora_alpha, 2, 2)
+    assert (rank, alpha) == (4, 4.0)
+    layer = _q_proj(attach_lora(base, CFG, 0, merged, r=rank, lora_alpha=alpha).eval())
+    b_t, a_t = torch.zeros_like(_ab(src, "B")), torch.zeros_like(_ab(src, "A"))
+    b_t[:, :2], a_t[:2] = _ab(tgt, "B"), _ab(tgt, "A")
+    expected = x @ ((_ab(src, "B") + b_t) @ (_ab(src, "A") + a_t)).T
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x) - layer.base_layer(x), expected, rtol=1e-4, atol=1e-5)

@@ -157,11 +157,16 @@ def test_state_dict_round_trips_the_stash(process, prepared):
     process.commit(0.6)
     process.train(2)
     state = process.state_dict()
-    other = LoraProcess(prepared, ProcessSettings(micro_dev_size=8))
+    other = LoraProcess(prepared, ProcessSettings(micro_dev_size=8))  # a second adapter
+    assert other.name != process.name and other.host is process.host  # one backbone
     other.reset(seed=1)
     other.load_state_dict(state)
-    assert all(torch.equal(other.prune.stash[n], process.prune.stash[n]) for n in state["params"])
+    ours, theirs = process.prune.stash, other.prune.stash
+    assert len(ours) == len(theirs)
+    assert all(torch.equal(a, b) for a, b in zip(ours.values(), theirs.values(), strict=True))
     assert other.probe(0.2) == process.probe(0.2)
+    other.close()
+    assert other.name not in process.host.names()
 
 
 def test_prune_state_without_a_commit_is_the_live_model():

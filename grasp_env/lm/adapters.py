@@ -15,7 +15,6 @@ loads and prunes like any other:
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from grasp_env.lm.backbone import cache_root, verify_manifest, write_manifest
-from grasp_env.lm.batches import EncodedSplit, answer_loss, collate, evaluate_loss
+from grasp_env.lm.batches import EncodedSplit, answer_loss, collate, evaluate_loss, model_device
 from grasp_env.lm.pruning import PruneState, lora_parameters
 from grasp_env.seeding import as_tuple, restore_rng, rng_state, seed_everything
 
@@ -38,8 +37,11 @@ __all__ = [
     "FitResult",
     "LoraTrainConfig",
     "PruneSpec",
+    "AdapterHost",
     "attach_lora",
     "cached_adapter",
+    "host_of",
+    "save_adapter",
     "fit",
     "merge_lora_states",
 ]
@@ -135,6 +137,90 @@ def peft_config(cfg: LoraTrainConfig, r: int | None = None, lora_alpha: float | 
     )
 
 
+class AdapterHost:
+    """One backbone in memory, any number of named LoRA adapters on it (PEFT's adapter API).
+
+    The source, target, merged and final adapters, and every controller process, are adapters
+    of one `PeftModel` wrapped around the single backbone: `fresh` adds (or re-creates) one,
+    `activate` switches to it, `drop` deletes it. No backbone is ever copied (a copy of
+    Llama-3-8B is 16-32 GB). One model, one active adapter at a time: whoever computes activates
+    its adapter first (`LoraProcess` does before every step and probe).
+    """
+
+    def __init__(self, base: Any) -> None:
+        """Host adapters on `base` (wrapped by PEFT at the first `fresh`)."""
+        self.base = base
+        self.model: Any = None
+
+    def names(self) -> list[str]:
+        """Adapters present."""
+        return [] if self.model is None else list(self.model.peft_config)
+
+    def unique(self, prefix: str) -> str:
+        """An adapter name starting with `prefix` that is not in use."""
+        names, n, name = set(self.names()), 1, prefix
+        while name in names:
+            name, n = f"{prefix}_{n}", n + 1
+        return name
+
+    def fresh(
+        self,
+        name: str,
+        cfg: LoraTrainConfig,
+        seed: int,
+        state: dict[str, Any] | None = None,
+        r: int | None = None,
+        lora_alpha: float | None = None,
+    ) -> Any:
+        """A newly initialised adapter `name`, made active; returns the shared model.
+
+        An adapter of that name is replaced; `state` (keys as `lora_state` writes them) is
+        loaded when given. Adapter names must be valid module keys ('training' is not).
+        """
+        from peft import get_peft_model, set_peft_model_state_dict
+
+        seed_everything(seed)
+        config = peft_config(cfg, r, lora_alpha)
+        if self.model is None:
+            self.model = get_peft_model(self.base, config, adapter_name=name)
+        else:
+            if name in self.model.peft_config:
+                self.drop(name)
+            self.model.add_adapter(name, config)
+        self.model.set_adapter(name)  # active and trainable (a new adapter is neither)
+        if state is not None:
+            result = set_peft_model_state_dict(self.model, state, adapter_name=name)
+            missing = [k for k in getattr(result, "missing_keys", []) if f".{name}." in k]
+            if missing:
+                raise ValueError(f"adapter state does not fit the model: missing {missing[:3]}")
+        return self.model
+
+    def activate(self, name: str) -> Any:
+        """Make `name` the one active (and trainable) adapter; returns the shared model."""
+        if self.model.active_adapter != name:
+            self.model.set_adapter(name)
+        return self.model
+
+    def drop(self, name: str) -> None:
+        """Delete adapter `name` (its memory is freed)."""
+        if name not in self.names():
+            return
+        if self.model.active_adapter == name:
+            others = [n for n in self.names() if n != name]
+            if others:
+                self.model.set_adapter(others[0])
+        self.model.delete_adapter(name)
+
+
+def host_of(base: Any) -> AdapterHost:
+    """The adapter host of a backbone (made at the first call; one per backbone object)."""
+    host = base.__dict__.get("_grasp_adapter_host")
+    if host is None:
+        host = AdapterHost(base)
+        base.__dict__["_grasp_adapter_host"] = host
+    return host
+
+
 def attach_lora(
     base: Any,
     cfg: LoraTrainConfig,
@@ -142,29 +228,22 @@ def attach_lora(
     state: dict[str, Any] | None = None,
     r: int | None = None,
     lora_alpha: float | None = None,
+    name: str = "default",
 ) -> Any:
-    """Wrap a *copy* of `base` in a fresh PEFT LoRA model (optionally loading `state`).
+    """A fresh LoRA adapter `name` on `base` (optionally loaded with `state`), made active.
 
-    The copy keeps `base` clean for the next adapter; at the tiny scale it costs milliseconds.
-    Backbone weights are frozen by PEFT; only lora_A / lora_B train.
+    The backbone is not copied: every adapter lives on the one model of `host_of(base)`.
+    Backbone weights are frozen by PEFT; only the active adapter's lora_A / lora_B train.
     """
-    from peft import get_peft_model, set_peft_model_state_dict
-
-    seed_everything(seed)
-    model = get_peft_model(copy.deepcopy(base), peft_config(cfg, r, lora_alpha))
-    if state is not None:
-        result = set_peft_model_state_dict(model, state)
-        missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
-        if missing:
-            raise ValueError(f"adapter state does not fit the model: missing {missing[:3]}")
-    return model
+    return host_of(base).fresh(name, cfg, seed, state, r, lora_alpha)
 
 
 def lora_state(model: Any) -> dict[str, Any]:
-    """A detached CPU copy of the model's LoRA weights, keyed like PEFT's saved state."""
+    """A detached CPU copy of the active adapter's LoRA weights, keyed like PEFT's saved state."""
     from peft import get_peft_model_state_dict
 
-    return {k: v.detach().clone().cpu() for k, v in get_peft_model_state_dict(model).items()}
+    state = get_peft_model_state_dict(model, adapter_name=model.active_adapter)
+    return {k: v.detach().clone().cpu() for k, v in state.items()}
 
 
 def fit(
@@ -198,6 +277,7 @@ def fit(
     t0 = time.perf_counter()
     seed_everything(seed)
     params = lora_parameters(model)
+    device = model_device(model)
     optimizer = torch.optim.AdamW(
         params.values(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
@@ -242,7 +322,7 @@ def fit(
             order_rng.shuffle(fresh)
             order.extend(fresh)
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        batch = collate([train.encodings[i] for i in idx], pad_id)
+        batch = collate([train.encodings[i] for i in idx], pad_id, device)
         loss = answer_loss(model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"{desc}: training loss is {loss.item()} at step {step}")
@@ -302,9 +382,26 @@ def _build(state: PruneState, params: dict[str, Any], prune: PruneSpec) -> dict[
 
 
 def merge_lora_states(
-    source: dict[str, Any], target: dict[str, Any], form: str, r: int, lora_alpha: float
+    source: dict[str, Any],
+    target: dict[str, Any],
+    form: str,
+    r: int,
+    lora_alpha: float,
+    target_r: int | None = None,
+    target_alpha: float | None = None,
 ) -> tuple[dict[str, Any], int, float]:
-    """Merge two LoRA states of the same shape into one adapter state.
+    """Merge a source and a target LoRA state into one adapter state.
+
+    `r`, `lora_alpha` are the source's; `target_r`, `target_alpha` the target's (default: the
+    same). Forms:
+
+    - 'reference': delta W = (B_s + B_t)(A_s + A_t), no scaling (alpha = rank). Adapters of
+      different rank are zero-padded to the larger rank first (the padded components are zero,
+      so they add no cross terms of their own).
+    - 'sum': s_s B_s A_s + s_t B_t A_t (s = alpha / r), as one adapter of rank r_s + r_t with
+      A = [A_s; A_t] and B = [B_s, B_t]. With different scalings the target's B is multiplied
+      by s_t / s_s and the merged adapter keeps the source's scaling, so the forward is exact
+      for any ranks and alphas (and unchanged when they are equal).
 
     Returns:
         (state, rank, lora_alpha) of the merged adapter, ready for `attach_lora`.
@@ -318,18 +415,33 @@ def merge_lora_states(
             "source and target adapters cover different modules; fix: train both "
             "with the same target_modules"
         )
+    target_r = target_r or r
+    target_alpha = target_alpha or lora_alpha
     merged = {}
+    if form == "reference":
+        rank = max(r, target_r)
+        for key, a in source.items():
+            merged[key] = _pad_rank(a, key, rank) + _pad_rank(target[key], key, rank)
+        return merged, rank, float(rank)
+    ratio = (target_alpha / target_r) / (lora_alpha / r)
     for key, a in source.items():
         b = target[key]
-        if form == "reference":
-            merged[key] = a + b
-        elif "lora_A" in key:
+        if "lora_A" in key:
             merged[key] = torch.cat([a, b], dim=0)
         else:
-            merged[key] = torch.cat([a, b], dim=1)
-    if form == "reference":
-        return merged, r, float(r)
-    return merged, 2 * r, 2 * lora_alpha
+            merged[key] = torch.cat([a, b * ratio if ratio != 1 else b], dim=1)
+    rank = r + target_r
+    return merged, rank, lora_alpha * rank / r
+
+
+def _pad_rank(tensor: Any, key: str, rank: int) -> Any:
+    """Zero-pad a LoRA A (rank x in) or B (out x rank) tensor to `rank`."""
+    import torch.nn.functional as F
+
+    missing = rank - (tensor.shape[0] if "lora_A" in key else tensor.shape[1])
+    if missing == 0:
+        return tensor
+    return F.pad(tensor, (0, 0, 0, missing) if "lora_A" in key else (0, missing))
 
 
 # ------------------------------------------------------------------------------ cache
@@ -364,7 +476,7 @@ def cached_adapter(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
     try:
-        model.save_pretrained(tmp)
+        save_adapter(model, tmp)
         (tmp / "train_info.json").write_text(json.dumps({**info, "key": key_parts}, default=str))
         write_manifest(tmp)
         os.replace(tmp, path)
@@ -372,6 +484,22 @@ def cached_adapter(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_file(path / "adapter_model.safetensors"), info
+
+
+def save_adapter(model: Any, directory: str | Path) -> None:
+    """Write the active adapter in PEFT's format at the root of `directory`.
+
+    `adapter_model.safetensors` + `adapter_config.json`, loadable with
+    `PeftModel.from_pretrained(backbone, directory)` whatever the adapter's name on the host
+    (PEFT's own `save_pretrained` puts adapters not named 'default' in a subfolder).
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in lora_state(model).items()}
+    save_file(state, directory / "adapter_model.safetensors", metadata={"format": "pt"})
+    model.peft_config[model.active_adapter].save_pretrained(str(directory))
 
 
 def config_dict(cfg: LoraTrainConfig) -> dict[str, Any]:

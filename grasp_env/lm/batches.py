@@ -11,7 +11,15 @@ from typing import Any
 
 from grasp_env.data.prompts import IGNORE_INDEX, target_text, tokenize_row
 
-__all__ = ["EncodedSplit", "answer_loss", "collate", "encode_rows", "evaluate_loss", "generate"]
+__all__ = [
+    "EncodedSplit",
+    "answer_loss",
+    "collate",
+    "encode_rows",
+    "evaluate_loss",
+    "generate",
+    "model_device",
+]
 
 
 @dataclass
@@ -35,8 +43,16 @@ def encode_rows(
     return EncodedSplit(rows, encodings, task, lang)
 
 
-def collate(encodings: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
-    """Right-padded tensors: input_ids, attention_mask, labels (IGNORE_INDEX on padding)."""
+def model_device(model: Any) -> Any:
+    """The device of a model's (first) parameters: where its batches must go."""
+    return next(model.parameters()).device
+
+
+def collate(encodings: list[dict[str, Any]], pad_id: int, device: Any = None) -> dict[str, Any]:
+    """Right-padded tensors: input_ids, attention_mask, labels (IGNORE_INDEX on padding).
+
+    Built on the CPU and moved to `device` once (the collate step is where batches move).
+    """
     import torch
 
     width = max(len(e["input_ids"]) for e in encodings)
@@ -48,7 +64,10 @@ def collate(encodings: list[dict[str, Any]], pad_id: int) -> dict[str, Any]:
         ids[i, :n] = torch.tensor(e["input_ids"])
         labels[i, :n] = torch.tensor(e["labels"])
         mask[i, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    if device is not None and torch.device(device).type != "cpu":
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    return batch
 
 
 def answer_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> Any:
@@ -82,7 +101,9 @@ def evaluate_loss(model: Any, split: EncodedSplit, pad_id: int, batch_size: int 
     total, tokens = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(split), batch_size):
-            batch = collate(split.encodings[start : start + batch_size], pad_id)
+            batch = collate(
+                split.encodings[start : start + batch_size], pad_id, model_device(model)
+            )
             total += answer_loss(model, batch, reduction="sum").item()
             tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
     if was_training:
@@ -118,15 +139,16 @@ def generate(
                 n = len(p["input_ids"])
                 ids[i, width - n :] = torch.tensor(p["input_ids"])
                 mask[i, width - n :] = 1
+            device = model_device(model)
             gen = model.generate(
-                input_ids=ids,
-                attention_mask=mask,
+                input_ids=ids.to(device),
+                attention_mask=mask.to(device),
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 pad_token_id=pad,
                 eos_token_id=tokenizer.eos_token_id,
             )
-            for row in gen[:, width:]:
+            for row in gen[:, width:].cpu():
                 out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     if was_training:
         model.train()

@@ -24,6 +24,7 @@ from grasp_env.lm.adapters import (
     attach_lora,
     cached_adapter,
     fit,
+    host_of,
     merge_lora_states,
 )
 from grasp_env.lm.batches import (
@@ -34,6 +35,7 @@ from grasp_env.lm.batches import (
     generate,
     reference_texts,
 )
+from grasp_env.lm.device import Placement, resolve
 from grasp_env.lm.presets import Preset, load_preset_backbone
 from grasp_env.lm.pruning import input_aware_importance
 from grasp_env.metrics import (
@@ -49,6 +51,8 @@ from grasp_env.metrics.rouge import check_rouge
 __all__ = ["ARMS", "PipelineConfig", "Prepared", "RunResult", "final_run", "prepare", "score"]
 
 ARMS: tuple[str, ...] = ("merged", "target_only")
+_TRAINING = "fit_lora"
+"""Adapter name of a source or target LoRA while it trains (deleted once it is cached)."""
 """Which adapter a final run starts from: the merge, or the target LoRA alone."""
 
 
@@ -92,6 +96,11 @@ class PipelineConfig:
     """Target-language data override (same forms as `source_data`); None takes the preset's."""
     trust_remote_code: bool = False
     """Let a hub/directory backbone run its own Python code. Off unless asked for."""
+    device: str = "auto"
+    """Where the run computes: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."""
+    dtype: str = "auto"
+    """The backbone's precision: auto (bfloat16 on a CUDA device that supports it, float32
+    elsewhere), float32, bfloat16 or float16. LoRA weights stay float32."""
     rouge: str = DEFAULT_ROUGE
     """ROUGE-L tokens: 'xlsum' (XL-Sum's multilingual ROUGE: Snowball stems, jieba words for zh)
     or 'unstemmed' (words, CJK by character; the convention before issue 12)."""
@@ -102,8 +111,10 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         """Fail before any work on a value that would only break minutes later."""
         from grasp_env.data import TASKS
+        from grasp_env.lm.device import check_names
         from grasp_env.lm.pruning import SCOPES
 
+        check_names(self.device, self.dtype)
         for name, allowed in (
             ("task", TASKS),
             ("merge_form", MERGE_FORMS),
@@ -162,6 +173,8 @@ class Prepared:
     merged_rank: int
     merged_alpha: float
     timings: dict[str, float]
+    placement: Placement = field(default_factory=lambda: Placement("cpu", "float32"))
+    """Device and dtype the backbone was placed and cast to (resolved once in `prepare`)."""
 
     @property
     def pad_id(self) -> int:
@@ -212,11 +225,11 @@ def _train_adapter(
     desc: str,
     progress: bool,
 ) -> tuple[Any, dict[str, Any]]:
-    model = attach_lora(prep_base, cfg, seed)
+    model = attach_lora(prep_base, cfg, seed, name=_TRAINING)
     result = fit(model, train, dev, cfg, seed, tokenizer.pad_token_id, progress=progress, desc=desc)
     from peft import set_peft_model_state_dict
 
-    set_peft_model_state_dict(model, result.state)
+    set_peft_model_state_dict(model, result.state, adapter_name=_TRAINING)
     info = {
         "best_dev_loss": result.best_dev_loss,
         "best_step": result.best_step,
@@ -238,10 +251,12 @@ def prepare(
     )
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    placement = resolve(cfg.device, cfg.dtype)
     base, tokenizer, backbone = load_preset_backbone(
-        preset, cfg.model, trust_remote_code=cfg.trust_remote_code, log=log
+        preset, cfg.model, trust_remote_code=cfg.trust_remote_code, log=log, dtype=placement.dtype
     )
     base.requires_grad_(False)
+    base.to(placement.torch_device)
     timings["backbone_s"] = time.perf_counter() - t0
 
     source_name = cfg.source_data or preset.data_source[cfg.task]
@@ -271,6 +286,10 @@ def prepare(
         "task": cfg.task,
         "max_length": preset.max_length,
     }
+    if placement.dtype != "float32":
+        # An adapter trained on a bf16/fp16 backbone is another adapter; float32 keys stay as
+        # they were, so existing caches remain valid.
+        data_key["backbone_dtype"] = placement.dtype
 
     t1 = time.perf_counter()
     source_state, _ = cached_adapter(
@@ -322,8 +341,15 @@ def prepare(
         log=log,
     )
     timings["target_adapter_s"] = time.perf_counter() - t2
+    host_of(base).drop(_TRAINING)  # the states are kept; the training adapter is not needed
     merged, rank, alpha = merge_lora_states(
-        source_state, target_state, cfg.merge_form, cfg.source_lora.r, cfg.source_lora.lora_alpha
+        source_state,
+        target_state,
+        cfg.merge_form,
+        cfg.source_lora.r,
+        cfg.source_lora.lora_alpha,
+        cfg.target_lora.r,
+        cfg.target_lora.lora_alpha,
     )
     return Prepared(
         preset,
@@ -339,11 +365,16 @@ def prepare(
         rank,
         alpha,
         timings,
+        placement,
     )
 
 
-def start_model(prep: Prepared, arm: str) -> Any:
-    """A fresh PEFT model holding the merged adapter or the target adapter alone."""
+def start_model(prep: Prepared, arm: str, name: str = "default") -> Any:
+    """The one backbone with a fresh adapter `name` (active) holding the merge or the target.
+
+    Every call re-creates the adapter from the prepared state, so a final run always starts
+    from the untouched merge; the backbone is shared, never copied (`AdapterHost`).
+    """
     cfg = prep.cfg
     if arm == "merged":
         return attach_lora(
@@ -353,9 +384,10 @@ def start_model(prep: Prepared, arm: str) -> Any:
             prep.merged_state,
             r=prep.merged_rank,
             lora_alpha=prep.merged_alpha,
+            name=name,
         )
     if arm == "target_only":
-        return attach_lora(prep.base, cfg.target_lora, cfg.seed, prep.target_state)
+        return attach_lora(prep.base, cfg.target_lora, cfg.seed, prep.target_state, name=name)
     raise ValueError(f"arm={arm!r} is unknown; fix: use one of {ARMS}")
 
 
@@ -412,7 +444,10 @@ def final_run(
         importance = None
         if cfg.final_importance == "input_aware":
             enc = prep.encoded["train"].encodings
-            batches = [collate(enc[i : i + 16], prep.pad_id) for i in range(0, len(enc), 16)]
+            device = prep.placement.torch_device
+            batches = [
+                collate(enc[i : i + 16], prep.pad_id, device) for i in range(0, len(enc), 16)
+            ]
             importance = input_aware_importance(model, batches)
         elif cfg.final_importance != "magnitude":
             raise ValueError(

@@ -122,7 +122,11 @@ def get_preset(name: str) -> Preset:
 
 
 def load_preset_backbone(
-    preset: Preset, model: str | None = None, trust_remote_code: bool = False, log=print
+    preset: Preset,
+    model: str | None = None,
+    trust_remote_code: bool = False,
+    log=print,
+    dtype: str = "float32",
 ) -> tuple[object, object, str]:
     """(model, tokenizer, where) for a preset, building and caching the tiny backbone if needed.
 
@@ -131,6 +135,7 @@ def load_preset_backbone(
         model: Overrides `preset.model` (a hub id, a local directory, or 'tiny').
         trust_remote_code: Passed to `load_backbone`; off unless the user asks.
         log: Where build messages go.
+        dtype: Torch dtype name the weights are loaded in.
     """
     from grasp_env.lm.backbone import ensure_tiny_backbone, load_backbone
 
@@ -142,7 +147,7 @@ def load_preset_backbone(
                 "--preset tiny or --preset default, or pass a model id or path"
             )
         path = ensure_tiny_backbone(preset.tiny_backbone, log=log)
-        lm, tok = load_backbone(path)
+        lm, tok = load_backbone(path, dtype=dtype)
         return lm, tok, str(path)
-    lm, tok = load_backbone(name, trust_remote_code=trust_remote_code)
+    lm, tok = load_backbone(name, trust_remote_code=trust_remote_code, dtype=dtype)
     return lm, tok, name

@@ -33,11 +33,15 @@ SCOPES: tuple[str, ...] = ("per_tensor", "global")
 
 
 def lora_parameters(model: Any) -> dict[str, Any]:
-    """Name -> parameter of every LoRA A/B weight in a PEFT model (sorted by name)."""
+    """Name -> parameter of every LoRA A/B weight of the model's active adapter (sorted).
+
+    Other adapters on the same backbone (see `grasp_env.lm.adapters.AdapterHost`) are left out.
+    """
+    suffix = f".{model.active_adapter}.weight"
     return {
         name: p
         for name, p in sorted(model.named_parameters())
-        if ("lora_A" in name or "lora_B" in name) and name.endswith("weight")
+        if (".lora_A." in name or ".lora_B." in name) and name.endswith(suffix)
     }
 
 
@@ -234,9 +238,11 @@ class PruneState:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore `state_dict`'s mask and stash."""
-        self.keep = state["keep"]
-        self.stash = {n: s.clone() for n, s in state["stash"].items()}
+        """Restore `state_dict`'s mask and stash (onto the device of this state's tensors)."""
+        device = {n: s.device for n, s in self.stash.items()}
+        keep = state["keep"]
+        self.keep = None if keep is None else {n: k.to(device[n]) for n, k in keep.items()}
+        self.stash = {n: s.to(device[n]).clone() for n, s in state["stash"].items()}
 
 
 def sparsity(params: dict[str, Any]) -> float:

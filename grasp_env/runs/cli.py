@@ -46,6 +46,12 @@ class ExperimentArgs:
     bertscore_model: str | None = None
     """Local encoder directory for BERTScore F1 (its layer comes from bert-score's table,
     e.g. .../bert-base-multilingual-cased: layer 9); default: no BERTScore."""
+    device: str = "auto"
+    """Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps. A device
+    this machine lacks is an error, never a silent fallback."""
+    dtype: str = "auto"
+    """Backbone precision: auto (bfloat16 on a CUDA device that supports it, float32
+    elsewhere), float32, bfloat16 or float16. LoRA weights stay float32."""
     final_importance: str = "magnitude"
     """Final-run pruning importance: magnitude (|w|, what the controller probes with) or
     input_aware (the reference final run's Adaptive LoRA Merge score)."""
@@ -96,6 +102,8 @@ class ExperimentArgs:
             trust_remote_code=self.trust_remote_code,
             rouge=self.rouge,
             bertscore_model=self.bertscore_model,
+            device=self.device,
+            dtype=self.dtype,
             final_importance=self.final_importance,
             final_rebuild_every=self.final_rebuild_every,
             **extra,
