@@ -23,7 +23,7 @@ import tyro
 
 from agents import AGENTS, GRPOConfig, make_agent
 from grasp_env.env import ControllerConfig, GraspLoRAEnv
-from grasp_env.lm.adapters import save_adapter
+from grasp_env.lm.adapters import adapter_stats, export_merged, save_adapter
 from grasp_env.lm.pipeline import final_run, prepare
 from grasp_env.lm.presets import get_preset
 from grasp_env.runs.checkpoint import (
@@ -53,6 +53,13 @@ class Args(ExperimentArgs):
     resume: bool = False
     """Continue the run in --out-dir/--run-name after a crash, from its last round checkpoint
     (same flags required). The result equals an uninterrupted run's on CPU."""
+    export_merged: bool = False
+    """Also save the backbone with the pruned adapter merged into its weights
+    (<run>/merged/, safetensors; loads with AutoModelForCausalLM.from_pretrained)."""
+    dry_run: bool = False
+    """Print what the run would load and do (backbone, data, LoRA entries, memory per device at
+    the chosen dtype) and exit: nothing is downloaded, trained or written. --device/--dtype may
+    name another machine's (e.g. cuda, bfloat16 on a laptop)."""
 
 
 def main(args: Args) -> int:
@@ -63,6 +70,8 @@ def main(args: Args) -> int:
         raise ValueError("--resume and --overwrite together; fix: pick one")
     preset = get_preset(args.preset)
     _check_before_any_work(args, preset)
+    if args.dry_run:
+        return _dry_run(args, preset)
     name = args.run_name or f"{args.agent}-{args.task}-{args.source}-{args.target}-s{args.seed}"
     flags = {**asdict(args), "out_dir": str(args.out_dir)}
     if args.resume:
@@ -114,6 +123,10 @@ def main(args: Args) -> int:
         resume=resume,
     )
     save_adapter(run.model, run_dir / "adapter")
+    adapter = adapter_stats(run.model, run_dir / "adapter")
+    if args.export_merged:
+        export_merged(run.model, run_dir / "merged", prep.tokenizer)
+        adapter["merged_export"] = str(run_dir / "merged")
     final_s = time.perf_counter() - t2 + (resume["seconds"] if resume else 0.0)
     total_s = t_prep + finished["controller_s"] + final_s
 
@@ -129,6 +142,7 @@ def main(args: Args) -> int:
         "metric_conventions": args.metric_conventions(),
         "test_loss": run.test_loss,
         "dev_loss": run.dev_loss,
+        "adapter": adapter,
         "rounds": finished["rounds"],
         "termination": finished.get("termination", ""),
         "resumed": bool(args.resume),
@@ -157,6 +171,16 @@ def main(args: Args) -> int:
         f"time: prepare {t_prep:.1f} s, controller {finished['controller_s']:.1f} s, final "
         f"{final_s:.1f} s, total {total_s:.1f} s -> {run_dir}"
     )
+    return 0
+
+
+def _dry_run(args: Args, preset) -> int:
+    """Print the run's plan (`grasp_env.lm.plan.describe_run`) as JSON; nothing else."""
+    from grasp_env.lm.plan import describe_run, planned_placement
+
+    cfg = args.pipeline_config(mask_scope=args.controller.mask_scope)
+    plan = describe_run(preset, cfg, args.controller, planned_placement(args.device, args.dtype))
+    print(json.dumps({"dry_run": True, "agent": args.agent, **plan}, indent=2))
     return 0
 
 

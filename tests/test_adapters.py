@@ -286,3 +286,32 @@ def test_merging_adapters_of_different_rank_and_alpha(backbone):
     expected = x @ ((_ab(src, "B") + b_t) @ (_ab(src, "A") + a_t)).T
     with torch.no_grad():
         torch.testing.assert_close(layer(x) - layer.base_layer(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_exported_merged_model_gives_the_adapter_on_backbone_logits(backbone, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from grasp_env.lm.adapters import adapter_stats, export_merged
+
+    base, tok = backbone
+    model = attach_lora(base, CFG, 0, _random_state(base, 13), name="export").eval()
+    params = lora_parameters(model)
+    with torch.no_grad():  # a pruned adapter: half of every tensor at zero
+        for p in params.values():
+            p.view(-1)[: p.numel() // 2] = 0
+    weight_before = _q_proj(model).base_layer.weight.detach().clone()
+    export_merged(model, tmp_path / "merged", tok)
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
+    ids = tok("Egypt uses the Egyptian Pound.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(exported(ids).logits, model(ids).logits, rtol=1e-4, atol=1e-4)
+    # the live model still carries its adapter (nothing was merged in place)
+    from peft.tuners.lora import LoraLayer
+
+    assert isinstance(_q_proj(model), LoraLayer) and "export" in host_of(base).names()
+    assert torch.equal(_q_proj(model).base_layer.weight, weight_before)
+    save_adapter(model, tmp_path / "adapter")
+    stats = adapter_stats(model, tmp_path / "adapter")
+    assert stats["entries"] == sum(p.numel() for p in params.values())
+    assert stats["nonzero"] <= stats["entries"] // 2 + len(params)
+    assert stats["bytes_on_disk"] > 4 * stats["entries"] and stats["zeros_stored_densely"]

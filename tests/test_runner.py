@@ -36,11 +36,65 @@ def two_runs(isolated_cache, tiny_backbone_dir, tmp_path_factory):
             str(out),
             "--run-name",
             name,
+            "--export-merged",
             cache=isolated_cache,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         results.append(out / name)
     return results
+
+
+def test_the_pruned_adapter_and_the_merged_export(two_runs, tiny_backbone_dir):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from grasp_env.lm.backbone import load_backbone
+
+    run = two_runs[0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    adapter = metrics["adapter"]
+    assert adapter["entries"] > 0 and adapter["zeros_stored_densely"] is True
+    assert adapter["sparsity"] >= metrics["learned_ratio"] - 0.02  # pruned at p*
+    assert adapter["bytes_on_disk"] > 4 * adapter["entries"]
+    base, tok = load_backbone(tiny_backbone_dir)
+    on_backbone = PeftModel.from_pretrained(base, run / "adapter").eval()
+    merged = AutoModelForCausalLM.from_pretrained(run / "merged").eval()
+    ids = tok("Egypt uses the Egyptian Pound.", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            merged(ids).logits, on_backbone(ids).logits, rtol=1e-4, atol=1e-4
+        )
+
+
+def test_dry_run_describes_the_paper_preset_without_downloading(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "runners" / "train_agent.py"),
+            "--preset",
+            "paper",
+            "--dry-run",
+            "--device",
+            "cuda",
+            "--out-dir",
+            str(tmp_path / "runs"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    plan = json.loads(proc.stdout)
+    assert plan["backbone"]["parameters"] == 8_030_261_248
+    assert plan["backbone"]["architecture_from"] == "built-in table"
+    assert plan["placement"] == {"device": "cuda", "dtype": "bfloat16"}
+    # r=8 on q_proj (4096x4096) and v_proj (4096 -> 1024) in 32 layers
+    assert plan["lora"]["entries"] == 32 * 8 * ((4096 + 4096) + (4096 + 1024))
+    assert plan["data"]["target_splits"] == {"train": 50, "dev": 50, "micro_dev": 16, "test": 100}
+    assert 16.0 < plan["memory_per_device_gb"]["backbone_weights"] < 16.1
+    assert not (tmp_path / "runs").exists()  # nothing written
 
 
 def test_main_job_writes_the_run_directory(two_runs):

@@ -38,7 +38,9 @@ __all__ = [
     "LoraTrainConfig",
     "PruneSpec",
     "AdapterHost",
+    "adapter_stats",
     "attach_lora",
+    "export_merged",
     "cached_adapter",
     "host_of",
     "save_adapter",
@@ -500,6 +502,54 @@ def save_adapter(model: Any, directory: str | Path) -> None:
     state = {k: v.contiguous() for k, v in lora_state(model).items()}
     save_file(state, directory / "adapter_model.safetensors", metadata={"format": "pt"})
     model.peft_config[model.active_adapter].save_pretrained(str(directory))
+
+
+def adapter_stats(model: Any, directory: str | Path) -> dict[str, Any]:
+    """What the saved pruned adapter holds: entries, non-zero entries, its size on disk.
+
+    PEFT and safetensors store tensors densely: a pruned entry is a stored zero, so the file
+    is as large as the unpruned adapter's (the pruning's value is in the model, not the bytes).
+    """
+    state = lora_state(model)
+    entries = sum(v.numel() for v in state.values())
+    nonzero = sum(int((v != 0).sum()) for v in state.values())
+    size = sum(p.stat().st_size for p in Path(directory).iterdir() if p.is_file())
+    return {
+        "entries": entries,
+        "nonzero": nonzero,
+        "sparsity": 1.0 - nonzero / max(entries, 1),
+        "bytes_on_disk": size,
+        "zeros_stored_densely": True,
+    }
+
+
+def export_merged(model: Any, directory: str | Path, tokenizer: Any = None) -> None:
+    """Save the backbone with the active adapter merged into its weights (safetensors).
+
+    W' = W + delta_W for every LoRA module (PEFT's `get_delta_weight`, scaling included), in
+    the backbone's dtype. The live model is not touched (no `merge_and_unload`): the merged
+    weights are new tensors only for the adapted modules, the rest of the state dict is the
+    backbone's own. The result loads with `AutoModelForCausalLM.from_pretrained(directory)`.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    base = model.get_base_model()
+    adapter = model.active_adapter
+    layers = {name: m for name, m in base.named_modules() if isinstance(m, LoraLayer)}
+    state = {}
+    for key, value in base.state_dict().items():
+        if ".lora_" in key:
+            continue
+        if ".base_layer." in key:
+            module, _, leaf = key.rpartition(".base_layer.")
+            if leaf == "weight" and module in layers:
+                delta = layers[module].get_delta_weight(adapter).detach()
+                value = (value.float() + delta.float()).to(value.dtype)
+            key = f"{module}.{leaf}"
+        state[key] = value
+    base.save_pretrained(str(directory), state_dict=state, safe_serialization=True)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(directory))
 
 
 def config_dict(cfg: LoraTrainConfig) -> dict[str, Any]:
