@@ -22,13 +22,13 @@ place: the model is never copied.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any
 
 from grasp_env.lm.adapters import host_of
-from grasp_env.lm.batches import answer_loss, collate, encode_rows, evaluate_loss, model_device
+from grasp_env.lm.batches import encode_rows, evaluate_loss, model_device
 from grasp_env.lm.pruning import PruneState, lora_parameters, sparsity
+from grasp_env.lm.train import DataOrder, masked_step
 
 __all__ = ["LoraProcess", "ProcessSettings"]
 
@@ -77,8 +77,7 @@ class LoraProcess:
         self.optimizer: Any = None
         self.prune = PruneState(self.params)
         self.steps_done = 0
-        self._order: list[int] = []
-        self._rng = random.Random(0)
+        self._order = DataOrder(len(self.train_split), 0)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -95,8 +94,7 @@ class LoraProcess:
         )
         self.prune = PruneState(self.params)
         self.steps_done = 0
-        self._order = []
-        self._rng = random.Random(seed)
+        self._order = DataOrder(len(self.train_split), seed)
         self.model.train()
 
     # ------------------------------------------------------------------- queries
@@ -172,8 +170,7 @@ class LoraProcess:
                 "stash": self._canonical(prune["stash"]),
             },
             "steps_done": self.steps_done,
-            "order": list(self._order),
-            "order_rng": self._rng.getstate(),
+            **self._order.state_dict(),
             "rng": rng_state(),
         }
 
@@ -181,7 +178,7 @@ class LoraProcess:
         """Continue exactly where `state_dict` was taken (after `reset` built the optimizer)."""
         import torch
 
-        from grasp_env.seeding import as_tuple, restore_rng
+        from grasp_env.seeding import restore_rng
 
         params = self._local(state["params"])
         if set(params) != set(self.params):
@@ -201,8 +198,7 @@ class LoraProcess:
             }
         )
         self.steps_done = int(state["steps_done"])
-        self._order = list(state["order"])
-        self._rng.setstate(as_tuple(state["order_rng"]))
+        self._order.load_state_dict(state)
         restore_rng(state["rng"])
         self.model.train()
 
@@ -220,30 +216,30 @@ class LoraProcess:
         return self.sparsity()
 
     def train(self, k: int) -> list[float]:
-        """`k` optimizer steps (batch as in the final-run recipe), committed mask enforced."""
-        import torch
+        """`k` optimizer steps (batch as in the final-run recipe), committed mask enforced.
+
+        The step is `grasp_env.lm.train.masked_step`, the final run's; it stops at a
+        non-finite loss (returned last, so the env can end the episode).
+        """
+        import math
 
         losses = []
         self.host.activate(self.name)
         self.model.train()
         for _ in range(k):
-            if len(self._order) < self.lora.batch_size:
-                fresh = list(range(len(self.train_split)))
-                self._rng.shuffle(fresh)
-                self._order.extend(fresh)
-            idx = self._order[: self.lora.batch_size]
-            self._order = self._order[self.lora.batch_size :]
-            batch = collate(
-                [self.train_split.encodings[i] for i in idx], self.prep.pad_id, self.device
+            rows = self._order.next(self.lora.batch_size)
+            loss = masked_step(
+                self.model,
+                self.params,
+                self.optimizer,
+                self.train_split,
+                rows,
+                self.prep.pad_id,
+                self.device,
+                self.prune,
             )
-            loss = answer_loss(self.model, batch)
-            value = float(loss.item())
-            losses.append(value)
-            if not torch.isfinite(loss):
+            losses.append(loss)
+            if not math.isfinite(loss):
                 break
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.prune.enforce(self.params)
             self.steps_done += 1
         return losses

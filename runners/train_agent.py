@@ -23,6 +23,7 @@ import tyro
 
 from agents import AGENTS, GRPOConfig, make_agent
 from grasp_env.env import ControllerConfig, GraspLoRAEnv
+from grasp_env.lm import dist
 from grasp_env.lm.adapters import adapter_stats, export_merged, save_adapter
 from grasp_env.lm.pipeline import final_run, prepare
 from grasp_env.lm.presets import get_preset
@@ -74,16 +75,10 @@ def main(args: Args) -> int:
         return _dry_run(args, preset)
     name = args.run_name or f"{args.agent}-{args.task}-{args.source}-{args.target}-s{args.seed}"
     flags = {**asdict(args), "out_dir": str(args.out_dir)}
-    if args.resume:
-        run_dir = resume_run_dir(args.out_dir, name, flags)
-        if (run_dir / "metrics.json").is_file():
-            print(f"{run_dir} already finished (metrics.json exists); nothing to resume")
-            return 0
-    else:
-        run_dir = make_run_dir(args.out_dir, name, args.overwrite)
+    run_dir = _run_directory(args, name, flags)
+    if run_dir is None:
+        return 0
     ckpt_dir = run_dir / "checkpoint"
-    if not args.resume:
-        _clear_stale_stages(run_dir)
     t0 = time.perf_counter()
 
     # build: backbone, data, source/target adapters (cached), merge
@@ -143,6 +138,7 @@ def main(args: Args) -> int:
         "test_loss": run.test_loss,
         "dev_loss": run.dev_loss,
         "adapter": adapter,
+        "processes": dist.process_count(),
         "rounds": finished["rounds"],
         "termination": finished.get("termination", ""),
         "resumed": bool(args.resume),
@@ -163,6 +159,9 @@ def main(args: Args) -> int:
     maybe_fault("final_logged")  # tests: a kill between the TensorBoard eval and metrics.json
     write_json(run_dir / "metrics.json", metrics)
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete; nothing to resume
+    if not dist.is_main():
+        shutil.rmtree(run_dir, ignore_errors=True)  # this process's private copy
+        return 0
     print(
         f"p* = {pstar:.4f}; test {', '.join(f'{k} {v:.2f}' for k, v in run.test.items())}; "
         f"test NLL {run.test_loss:.4f}"
@@ -172,6 +171,38 @@ def main(args: Args) -> int:
         f"{final_s:.1f} s, total {total_s:.1f} s -> {run_dir}"
     )
     return 0
+
+
+def _run_directory(args: Args, name: str, flags: dict) -> Path | None:
+    """The run directory this process writes (None: a finished run, nothing to do).
+
+    Only the main process writes the real one. Every other process of a multi-process run
+    writes an identical private copy in a temporary directory, removed at the end (so the
+    stages need no guards); on --resume that copy starts from the real directory's files.
+    """
+    import tempfile
+
+    real = None
+    if dist.is_main():
+        if args.resume:
+            real = resume_run_dir(args.out_dir, name, flags)
+        else:
+            real = make_run_dir(args.out_dir, name, args.overwrite)
+            _clear_stale_stages(real)
+    dist.wait_for_everyone()
+    done = (args.out_dir / name / "metrics.json").is_file() and args.resume
+    if dist.is_main():
+        run_dir = real
+    else:
+        run_dir = Path(tempfile.mkdtemp(prefix=f"grasp-rank{dist.rank()}-"))
+        if args.resume:
+            shutil.copytree(args.out_dir / name, run_dir, dirs_exist_ok=True)
+    dist.wait_for_everyone()
+    if done:
+        if dist.is_main():
+            print(f"{run_dir} already finished (metrics.json exists); nothing to resume")
+        return None
+    return run_dir
 
 
 def _dry_run(args: Args, preset) -> int:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-import random
 import shutil
 import tempfile
 import time
@@ -27,10 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grasp_env.lm import dist
 from grasp_env.lm.backbone import cache_root, verify_manifest, write_manifest
-from grasp_env.lm.batches import EncodedSplit, answer_loss, collate, evaluate_loss, model_device
+from grasp_env.lm.batches import EncodedSplit, evaluate_loss, model_device
 from grasp_env.lm.pruning import PruneState, lora_parameters
-from grasp_env.seeding import as_tuple, restore_rng, rng_state, seed_everything
+from grasp_env.lm.train import DataOrder, masked_step
+from grasp_env.seeding import restore_rng, rng_state, seed_everything
 
 __all__ = [
     "MERGE_FORMS",
@@ -284,8 +286,7 @@ def fit(
         params.values(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay
     )
     state = PruneState(params) if prune is not None else None
-    order_rng = random.Random(seed)
-    order: list[int] = []
+    order = DataOrder(len(train), seed)
     first = 1
     if resume is None:
         if state is not None:
@@ -301,8 +302,7 @@ def fit(
         optimizer.load_state_dict(resume["optimizer"])
         if state is not None:
             state.load_state_dict(resume["prune"])
-        order = list(resume["order"])
-        order_rng.setstate(as_tuple(resume["order_rng"]))
+        order.load_state_dict(resume)
         restore_rng(resume["rng"])
         best_loss, best_step = resume["best_loss"], resume["best_step"]
         best_state, bad_evals = resume["best_state"], resume["bad_evals"]
@@ -319,23 +319,13 @@ def fit(
     model.train()
     bar = tqdm(range(first, cfg.max_steps + 1), desc=desc, disable=not progress, leave=False)
     for step in bar:
-        if len(order) < cfg.batch_size:
-            fresh = list(range(len(train)))
-            order_rng.shuffle(fresh)
-            order.extend(fresh)
-        idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        batch = collate([train.encodings[i] for i in idx], pad_id, device)
-        loss = answer_loss(model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{desc}: training loss is {loss.item()} at step {step}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        result.train_losses.append(loss.item())
-        if state is not None:
-            if prune.rebuild_every and step % prune.rebuild_every == 0:
-                state.commit(params, _build(state, params, prune), optimizer)
-            state.enforce(params)
+        rows = order.next(cfg.batch_size)
+        loss = masked_step(model, params, optimizer, train, rows, pad_id, device, state)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"{desc}: training loss is {loss} at step {step}")
+        result.train_losses.append(loss)
+        if state is not None and prune.rebuild_every and step % prune.rebuild_every == 0:
+            state.commit(params, _build(state, params, prune), optimizer)
         result.steps = step
         if step % cfg.eval_every == 0 or step == cfg.max_steps:
             dev_loss = evaluate_loss(model, dev, pad_id)
@@ -353,8 +343,7 @@ def fit(
                         "params": {n: p.detach().clone() for n, p in params.items()},
                         "optimizer": optimizer.state_dict(),
                         "prune": None if state is None else state.state_dict(),
-                        "order": list(order),
-                        "order_rng": order_rng.getstate(),
+                        **order.state_dict(),
                         "rng": rng_state(),
                         "step": step,
                         "best_loss": best_loss,
@@ -467,24 +456,28 @@ def cached_adapter(
 
     key = adapter_key(key_parts)
     path = cache_root() / "adapters" / f"{key_parts.get('name', 'adapter')}-{key}"
-    if path.exists():
-        problem = verify_manifest(path)
-        if problem is None:
-            info = json.loads((path / "train_info.json").read_text())
-            return load_file(path / "adapter_model.safetensors"), info
+    problem = verify_manifest(path) if path.exists() else "absent"
+    dist.wait_for_everyone()  # every process has looked before the main one may remove it
+    if problem is None:
+        info = json.loads((path / "train_info.json").read_text())
+        return load_file(path / "adapter_model.safetensors"), info
+    if problem != "absent" and dist.is_main():
         log(f"cached adapter {path} is corrupted ({problem}); retraining it")
         shutil.rmtree(path)
-    model, info = train_fn()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
-        save_adapter(model, tmp)
-        (tmp / "train_info.json").write_text(json.dumps({**info, "key": key_parts}, default=str))
-        write_manifest(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    model, info = train_fn()  # every process trains (data parallel); the main one writes
+    if dist.is_main():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        try:
+            save_adapter(model, tmp)
+            info_json = json.dumps({**info, "key": key_parts}, default=str)
+            (tmp / "train_info.json").write_text(info_json)
+            write_manifest(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    dist.wait_for_everyone()
     return load_file(path / "adapter_model.safetensors"), info
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grasp_env.data.prompts import IGNORE_INDEX, target_text, tokenize_row
+from grasp_env.lm import dist
 
 __all__ = [
     "EncodedSplit",
@@ -93,19 +94,24 @@ def answer_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> A
 
 
 def evaluate_loss(model: Any, split: EncodedSplit, pad_id: int, batch_size: int = 16) -> float:
-    """Token-mean target loss over a whole split, in batches, without gradients."""
+    """Token-mean target loss over a whole split, in batches, without gradients.
+
+    With several processes each scores every n-th row and the sums are added up, so the
+    result is the single-process token mean (`grasp_env.lm.dist`).
+    """
     import torch
 
     was_training = model.training
     model.eval()
+    device = model_device(model)
+    mine = split.encodings[dist.rank() :: dist.process_count()]
     total, tokens = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(split), batch_size):
-            batch = collate(
-                split.encodings[start : start + batch_size], pad_id, model_device(model)
-            )
+        for start in range(0, len(mine), batch_size):
+            batch = collate(mine[start : start + batch_size], pad_id, device)
             total += answer_loss(model, batch, reduction="sum").item()
             tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+    total, tokens = dist.sum_values([total, tokens], device)
     if was_training:
         model.train()
     return total / max(tokens, 1)
@@ -124,7 +130,9 @@ def generate(
     """Greedy completions of the prompts of `rows` (left-padded batches), stopped at EOS."""
     import torch
 
-    prompts = [tokenize_row(tokenizer, r, task, lang, max_length, with_target=False) for r in rows]
+    share = -(-len(rows) // dist.process_count())  # contiguous blocks, gathered in order
+    mine = rows[dist.rank() * share : (dist.rank() + 1) * share]
+    prompts = [tokenize_row(tokenizer, r, task, lang, max_length, with_target=False) for r in mine]
     was_training = model.training
     model.eval()
     out: list[str] = []
@@ -152,7 +160,7 @@ def generate(
                 out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     if was_training:
         model.train()
-    return out
+    return dist.gather_in_order(out)
 
 
 def reference_texts(rows: list[dict[str, Any]], task: str, lang: str) -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grasp_env.data import load_source_splits, load_target_splits
+from grasp_env.lm import dist
 from grasp_env.lm.adapters import (
     MERGE_FORMS,
     FitResult,
@@ -252,9 +253,14 @@ def prepare(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     placement = resolve(cfg.device, cfg.dtype)
-    base, tokenizer, backbone = load_preset_backbone(
-        preset, cfg.model, trust_remote_code=cfg.trust_remote_code, log=log, dtype=placement.dtype
-    )
+    with dist.main_first():  # one process builds a missing tiny backbone, the others load it
+        base, tokenizer, backbone = load_preset_backbone(
+            preset,
+            cfg.model,
+            trust_remote_code=cfg.trust_remote_code,
+            log=log,
+            dtype=placement.dtype,
+        )
     base.requires_grad_(False)
     base.to(placement.torch_device)
     timings["backbone_s"] = time.perf_counter() - t0
@@ -290,6 +296,9 @@ def prepare(
         # An adapter trained on a bf16/fp16 backbone is another adapter; float32 keys stay as
         # they were, so existing caches remain valid.
         data_key["backbone_dtype"] = placement.dtype
+    if dist.process_count() > 1:
+        # trained data-parallel, a global batch is processes x batch_size rows: another adapter
+        data_key["processes"] = dist.process_count()
 
     t1 = time.perf_counter()
     source_state, _ = cached_adapter(

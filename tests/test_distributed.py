@@ -1,0 +1,77 @@
+"""Two CPU processes over gloo (torchrun): the collectives and the main job.
+
+`accelerate launch` starts a single process on a CPU-only machine; `torchrun --nproc_per_node
+2` starts two, and accelerate's process state joins them (grasp_env.lm.dist).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+
+
+def _torchrun(args, cache, timeout=600):
+    env = {**os.environ, "GRASP_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [*TORCHRUN, *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def test_sharded_evaluation_and_decoding_equal_one_process(
+    isolated_cache, tiny_backbone_dir, tmp_path
+):
+    from safetensors.torch import save_file
+
+    from grasp_env.lm.batches import evaluate_loss, generate
+    from grasp_env.lm.pipeline import PipelineConfig, prepare, start_model
+    from grasp_env.lm.presets import get_preset
+
+    prep = prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+    state = tmp_path / "merged.safetensors"
+    save_file({k: v.contiguous() for k, v in prep.merged_state.items()}, state)
+    proc = _torchrun([str(ROOT / "tests" / "helpers" / "dist_eval.py"), str(state)], isolated_cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads(proc.stdout.strip().splitlines()[-1])
+    model = start_model(prep, "merged")
+    one_loss = evaluate_loss(model, prep.encoded["dev"], prep.pad_id)
+    one_preds = generate(
+        model, prep.tokenizer, prep.splits.test[:10], "qa", "ar", prep.preset.max_length, 6
+    )
+    assert two["processes"] == 2
+    assert two["dev_loss"] == pytest.approx(one_loss, rel=1e-5)  # sums, not means, are reduced
+    assert two["preds"] == one_preds  # gathered in the original row order
+
+
+def test_the_main_job_on_two_processes(isolated_cache, tiny_backbone_dir, tmp_path):
+    from peft import PeftModel
+
+    from grasp_env.lm.backbone import load_backbone
+
+    flags = ["--preset", "tiny", "--train-steps", "20", "--update-interval", "5"]
+    out = tmp_path / "runs"
+    proc = _torchrun(
+        [
+            str(ROOT / "runners" / "train_agent.py"),
+            *flags,
+            "--out-dir",
+            str(out),
+            "--run-name",
+            "dp",
+        ],
+        isolated_cache,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["dp"]  # one run directory, the main's
+    metrics = json.loads((out / "dp" / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and 0.1 <= metrics["learned_ratio"] <= 0.8
+    assert metrics["rounds"] == 4
+    history = (out / "dp" / "history.jsonl").read_text().splitlines()
+    assert len(history) == 4  # written once, not once per process
+    base, _ = load_backbone(tiny_backbone_dir)
+    PeftModel.from_pretrained(base, out / "dp" / "adapter")  # the adapter loads
