@@ -29,8 +29,7 @@ def _grpo(env: Any, seed: int | None = 0, grpo: GRPOConfig | None = None, **_: A
 
 def _grpo_paper(env: Any, seed: int | None = 0, **_: Any) -> Any:
     """The paper's controller: reference update, centred advantages (GRPOConfig.paper())."""
-    group = env.unwrapped.config.group_size
-    return GRPOController(env, GRPOConfig.paper(seed=seed, num_generations=group))
+    return GRPOController(env, GRPOConfig.paper(seed=seed))
 
 
 AGENTS: dict[str, Callable[..., Any]] = {

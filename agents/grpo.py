@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,9 @@ __all__ = ["GRPOConfig", "GRPOController"]
 class GRPOConfig:
     """GRPO controller settings (TRL names where TRL has one; PAPER.md defaults)."""
 
-    num_generations: int = 3
-    """Candidates per round; must equal the env's group_size."""
+    num_generations: int | None = None
+    """Candidates per round (TRL's name); None takes the env's group_size, the one knob that
+    sets it. A value that differs from the env's is an error."""
     update: str = "natural"
     """Policy update: 'natural' (natural gradient, clipped mean step, bounded sigma: stable)
     or 'reference' (PAPER.md's rule; see `GRPOConfig.paper()`)."""
@@ -99,7 +100,7 @@ class GRPOConfig:
         return (p_max - p_min) / (3.5 if self.update == "natural" else 6.0)
 
     def __post_init__(self) -> None:
-        if self.num_generations < 2:
+        if self.num_generations is not None and self.num_generations < 2:
             raise ValueError(f"num_generations={self.num_generations}; fix: use >= 2")
         if self.scale_rewards not in SCALE_REWARDS:
             raise ValueError(
@@ -138,7 +139,9 @@ class GRPOController:
         self.env = env
         self.config = config or GRPOConfig()
         ctrl = env.unwrapped.config
-        if ctrl.group_size != self.config.num_generations:
+        if self.config.num_generations is None:
+            self.config = replace(self.config, num_generations=ctrl.group_size)
+        elif ctrl.group_size != self.config.num_generations:
             raise ValueError(
                 f"num_generations={self.config.num_generations} but the env's group_size="
                 f"{ctrl.group_size}; fix: make them equal (one policy update per round)"

@@ -75,8 +75,6 @@ class ControllerConfig:
     run (False, default) or over all of [p_min, p_max] (True). A curve fitted to clustered
     probes says little far from them: with a 60-step budget the extrapolating fit put p* at
     the 0.8 bound in one QA en->ar seed (docs/BENCHMARKS.md)."""
-    mask_scope: str = "per_tensor"
-    """'per_tensor' (reference) or 'global'."""
     settle_rounds: int = 0
     """Stop the controller run early once the learned ratio (under `pstar_rule`) has stayed
     within `settle_tol` for this many consecutive rounds (0: never; the paper runs the whole
@@ -120,7 +118,6 @@ class ControllerConfig:
             ("commit_mask", COMMIT_MASKS),
             ("start", STARTS),
             ("pstar_rule", PSTAR_RULES),
-            ("mask_scope", ("per_tensor", "global")),
         ):
             if getattr(self, field) not in allowed:
                 raise bad(field, f"use one of {allowed}")
@@ -229,7 +226,9 @@ class GraspLoRAEnv(gym.Env):
 
     ## Arguments
     `preset` (tiny/default/paper), `task`, `source`, `target`, `model`, `data_seed` (the
-    target-row draw), `merge_form`, and every `ControllerConfig` field as a keyword.
+    target-row draw), `merge_form`, `mask_scope` ('per_tensor', the reference, or 'global': a
+    pipeline setting, used only when the env prepares its own pipeline; a `prepared` pipeline
+    brings its own), and every `ControllerConfig` field as a keyword.
 
     ## Version History
     - v1: absolute masks with a stash (probes below p measure a less pruned model; a
@@ -250,6 +249,7 @@ class GraspLoRAEnv(gym.Env):
         model: str | None = None,
         data_seed: int = 42,
         merge_form: str = "reference",
+        mask_scope: str = "per_tensor",
         render_mode: str | None = None,
         prepared: Any = None,
         process: Any = None,
@@ -283,15 +283,13 @@ class GraspLoRAEnv(gym.Env):
                     target=target,
                     seed=data_seed,
                     merge_form=merge_form,
-                    mask_scope=self.config.mask_scope,
+                    mask_scope=mask_scope,
                     model=model,
                 )
                 prepared = prepare(get_preset(preset), cfg, progress=False, log=lambda _: None)
-            from grasp_env.process import LoraProcess, ProcessSettings
+            from grasp_env.process import LoraProcess
 
-            self.process = LoraProcess(
-                prepared, ProcessSettings(self.config.micro_dev_size, self.config.mask_scope)
-            )
+            self.process = LoraProcess(prepared, self.config.micro_dev_size)
             self.budget = self.config.train_steps or prepared.cfg.final_lora.max_steps
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.observation_space = spaces.Box(

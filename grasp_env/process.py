@@ -22,7 +22,6 @@ place: the model is never copied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from grasp_env.lm.adapters import host_of
@@ -30,36 +29,30 @@ from grasp_env.lm.batches import encode_rows, evaluate_loss, model_device
 from grasp_env.lm.pruning import PruneState, lora_parameters, sparsity
 from grasp_env.lm.train import DataOrder, masked_step
 
-__all__ = ["LoraProcess", "ProcessSettings"]
+__all__ = ["LoraProcess"]
 
-
-@dataclass(frozen=True)
-class ProcessSettings:
-    """Knobs of the controller run's LM side."""
-
-    micro_dev_size: int = 16
-    """Rows of the micro-dev split used for L0 and probes (at most the split's size)."""
-    mask_scope: str = "per_tensor"
-    """'per_tensor' (reference) or 'global'."""
-    eval_batch_size: int = 16
-    """Rows per forward pass when evaluating the micro-dev set."""
+_EVAL_BATCH = 16
+"""Rows per forward pass when evaluating the micro-dev set."""
 
 
 class LoraProcess:
     """The merged adapter being fine-tuned while candidate prune ratios are probed."""
 
-    def __init__(self, prep: Any, settings: ProcessSettings) -> None:
-        """Build on a prepared pipeline (`grasp_env.lm.pipeline.prepare`)."""
+    def __init__(self, prep: Any, micro_dev_size: int = 16) -> None:
+        """Build on a prepared pipeline (`grasp_env.lm.pipeline.prepare`).
+
+        The mask scope is the pipeline's (`prep.cfg.mask_scope`): probes, commits and the final
+        run prune the same way. `micro_dev_size` is the env's knob (ControllerConfig).
+        """
         from grasp_env.lm.pipeline import start_model
 
         available = len(prep.splits.micro_dev)
-        if settings.micro_dev_size > available:
+        if micro_dev_size > available:
             raise ValueError(
-                f"micro_dev_size={settings.micro_dev_size} exceeds the micro-dev split "
+                f"micro_dev_size={micro_dev_size} exceeds the micro-dev split "
                 f"({available} rows); fix: lower micro_dev_size or enlarge the split"
             )
         self.prep = prep
-        self.settings = settings
         self.lora = prep.cfg.final_lora
         self.host = host_of(prep.base)
         self.name = self.host.unique("controller")
@@ -68,7 +61,7 @@ class LoraProcess:
         self.params = lora_parameters(self.model)
         self.device = model_device(self.model)
         self.initial = {n: p.detach().clone() for n, p in self.params.items()}
-        rows = prep.splits.micro_dev[: settings.micro_dev_size]
+        rows = prep.splits.micro_dev[: micro_dev_size]
         cfg = prep.cfg
         self.micro_dev = encode_rows(
             prep.tokenizer, rows, cfg.task, cfg.target, prep.preset.max_length
@@ -107,7 +100,7 @@ class LoraProcess:
         """Micro-dev loss L0 with the committed mask (already applied to the weights)."""
         self.host.activate(self.name)
         return evaluate_loss(
-            self.model, self.micro_dev, self.prep.pad_id, self.settings.eval_batch_size
+            self.model, self.micro_dev, self.prep.pad_id, _EVAL_BATCH
         )
 
     def probe(self, ratio: float) -> float:
@@ -122,7 +115,7 @@ class LoraProcess:
 
         backup = {n: p.detach().clone() for n, p in self.params.items()}
         try:
-            keep = self.prune.masks_at(self.params, ratio, self.settings.mask_scope)
+            keep = self.prune.masks_at(self.params, ratio, self.prep.cfg.mask_scope)
             self.prune.load_candidate(self.params, keep)
             return self.baseline_loss()
         finally:
@@ -211,7 +204,7 @@ class LoraProcess:
         new mask releases get their stashed values back. Returns the achieved sparsity, which
         equals `ratio` up to flooring.
         """
-        keep = self.prune.masks_at(self.params, ratio, self.settings.mask_scope)
+        keep = self.prune.masks_at(self.params, ratio, self.prep.cfg.mask_scope)
         self.prune.commit(self.params, keep, self.optimizer)
         return self.sparsity()
 

@@ -28,7 +28,7 @@ import json
 import resource
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -118,7 +118,7 @@ def _grid(prep, ratios) -> dict:
 def _agent(prep, name: str, seed: int, args: Args) -> dict:
     t0 = time.perf_counter()
     env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
-    grpo = replace(args.grpo, num_generations=args.controller.group_size)
+    grpo = args.grpo
     result = make_agent(name, env, seed=seed, grpo=grpo).learn(seed=seed).result
     env.close()
     controller_s = time.perf_counter() - t0
@@ -174,7 +174,8 @@ def _load_grid(args: Args) -> tuple[list[dict], list[float]]:
                 f"--grid-from {path}: its {key}={config.get(key)!r} differs from this run's "
                 f"{mine!r}; fix: use the same {key} or run the grid again"
             )
-    mine, theirs = args.controller.mask_scope, config.get("controller", {}).get("mask_scope")
+    mine = args.mask_scope
+    theirs = config.get("mask_scope", config.get("controller", {}).get("mask_scope"))
     if theirs != mine:
         raise ValueError(
             f"--grid-from {path}: its mask_scope={theirs!r} differs from this run's {mine!r}; "
@@ -252,7 +253,7 @@ def main(args: Args) -> int:
     prepare_s = []
     for i, seed in enumerate(args.seeds):
         t0 = time.perf_counter()
-        cfg = args.pipeline_config(seed=seed, mask_scope=args.controller.mask_scope)
+        cfg = args.pipeline_config(seed=seed)
         prep = prepare(preset, cfg, progress=False)
         prepare_s.append(time.perf_counter() - t0)
         if earlier_grid is None:

@@ -13,6 +13,7 @@ metrics.json and adapter/ (loadable with peft.PeftModel.from_pretrained).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -82,7 +83,7 @@ def main(args: Args) -> int:
     t0 = time.perf_counter()
 
     # build: backbone, data, source/target adapters (cached), merge
-    cfg = args.pipeline_config(mask_scope=args.controller.mask_scope)
+    cfg = args.pipeline_config()
     prep = prepare(preset, cfg)
     t_prep = time.perf_counter() - t0
     config = {**flags, "backbone": prep.backbone}
@@ -209,8 +210,15 @@ def _dry_run(args: Args, preset) -> int:
     """Print the run's plan (`grasp_env.lm.plan.describe_run`) as JSON; nothing else."""
     from grasp_env.lm.plan import describe_run, planned_placement
 
-    cfg = args.pipeline_config(mask_scope=args.controller.mask_scope)
-    plan = describe_run(preset, cfg, args.controller, planned_placement(args.device, args.dtype))
+    cfg = args.pipeline_config()
+    plan = describe_run(
+        preset,
+        cfg,
+        args.controller,
+        planned_placement(args.device, args.dtype),
+        processes=int(os.environ.get("WORLD_SIZE", "1")),
+        gradient_checkpointing=args.gradient_checkpointing,
+    )
     print(json.dumps({"dry_run": True, "agent": args.agent, **plan}, indent=2))
     return 0
 
@@ -236,7 +244,8 @@ def _check_before_any_work(args: Args, preset) -> None:
             f"--fixed-ratio {args.fixed_ratio} is outside [p_min, p_max] = [{ctrl.p_min}, "
             f"{ctrl.p_max}]; fix: pass a ratio inside the range (or widen --p-min/--p-max)"
         )
-    if args.agent == "grpo" and args.grpo.num_generations != ctrl.group_size:
+    wanted = args.grpo.num_generations
+    if args.agent == "grpo" and wanted is not None and wanted != ctrl.group_size:
         raise ValueError(
             f"--grpo.num-generations {args.grpo.num_generations} differs from --group-size "
             f"{ctrl.group_size}; fix: make them equal (one policy update per round)"

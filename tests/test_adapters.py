@@ -236,13 +236,13 @@ def test_one_backbone_in_memory_for_the_whole_pipeline(tiny_backbone_dir):
 
     from grasp_env.lm.pipeline import PipelineConfig, final_run, prepare
     from grasp_env.lm.presets import get_preset
-    from grasp_env.process import LoraProcess, ProcessSettings
+    from grasp_env.process import LoraProcess
 
     gc.collect()
     before = sum(type(o) is LlamaForCausalLM for o in gc.get_objects())
     prep = prepare(get_preset("tiny"), PipelineConfig(seed=3), progress=False, log=lambda _: None)
     backbone_numel = sum(p.numel() for n, p in prep.base.named_parameters() if "lora_" not in n)
-    process = LoraProcess(prep, ProcessSettings(micro_dev_size=4))
+    process = LoraProcess(prep, micro_dev_size=4)
     process.reset(seed=0)
     process.train(2)
     run = final_run(prep, 0.3, keep_model=True)

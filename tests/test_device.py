@@ -68,3 +68,38 @@ def test_prepare_places_the_backbone_once_and_lora_stays_float32(tiny_backbone_d
     assert lora == {torch.float32}
     batch = collate(prep.encoded["micro_dev"].encodings[:2], prep.pad_id, model_device(model))
     assert batch["input_ids"].device == model_device(model)
+
+
+def test_a_launched_process_takes_the_gpu_of_its_local_rank(monkeypatch):
+    _fake(monkeypatch, cuda=True, bf16=True, count=4)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert resolve() == Placement("cuda:3", "bfloat16")
+    assert resolve("cuda") == Placement("cuda:3", "bfloat16")
+    assert resolve("cpu") == Placement("cpu", "float32")  # an explicit CPU run stays on the CPU
+
+
+def test_gradient_checkpointing_gives_the_same_losses(tiny_backbone_dir):
+    from dataclasses import replace
+
+    from grasp_env.lm.adapters import fit
+    from grasp_env.lm.backbone import load_backbone
+    from grasp_env.lm.pipeline import PipelineConfig, prepare, start_model
+    from grasp_env.lm.presets import get_preset
+
+    prep = prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+    lora = replace(prep.cfg.final_lora, max_steps=4, eval_every=100, lora_dropout=0.1)
+
+    def losses(checkpointing: bool) -> list[float]:
+        base, _ = load_backbone(tiny_backbone_dir)
+        base.requires_grad_(False)
+        if checkpointing:
+            base.activation_checkpointing_enable(
+                activation_checkpointing_kwargs={"use_reentrant": False}
+            )
+        prep.base = base
+        model = start_model(prep, "merged")
+        result = fit(model, prep.encoded["train"], prep.encoded["dev"], lora, 0, prep.pad_id)
+        assert model.base_model.model.is_activation_checkpointing == checkpointing
+        return result.train_losses
+
+    assert losses(True) == pytest.approx(losses(False), rel=1e-5)

@@ -152,4 +152,6 @@ def test_grpo_controller_rejects_a_group_size_mismatch():
 
     env = GraspLoRAEnv(process=SyntheticProcess(0.5), train_steps=20, group_size=4)
     with pytest.raises(ValueError, match="num_generations=3 but the env's group_size=4"):
-        GRPOController(env, GRPOConfig())
+        GRPOController(env, GRPOConfig(num_generations=3))
+    # unset, it is the env's group size: one knob
+    assert GRPOController(env, GRPOConfig()).config.num_generations == 4

@@ -22,9 +22,9 @@ def prepared(tiny_backbone_dir):
 
 @pytest.fixture
 def process(prepared):
-    from grasp_env.process import LoraProcess, ProcessSettings
+    from grasp_env.process import LoraProcess
 
-    proc = LoraProcess(prepared, ProcessSettings(micro_dev_size=8))
+    proc = LoraProcess(prepared, micro_dev_size=8)
     proc.reset(seed=0)
     return proc
 
@@ -151,13 +151,13 @@ def test_released_entries_keep_their_moments(process):
 
 
 def test_state_dict_round_trips_the_stash(process, prepared):
-    from grasp_env.process import LoraProcess, ProcessSettings
+    from grasp_env.process import LoraProcess
 
     process.train(2)
     process.commit(0.6)
     process.train(2)
     state = process.state_dict()
-    other = LoraProcess(prepared, ProcessSettings(micro_dev_size=8))  # a second adapter
+    other = LoraProcess(prepared, micro_dev_size=8)  # a second adapter
     assert other.name != process.name and other.host is process.host  # one backbone
     other.reset(seed=1)
     other.load_state_dict(state)

@@ -61,9 +61,14 @@ def resolve(device: str = "auto", dtype: str = "auto") -> Placement:
         ValueError: an unknown name, or a device / dtype this machine does not have (the
             message names the setting, the value and the fix).
     """
+    import os
+
     import torch
 
     check_names(device, dtype)
+    if device in ("auto", "cuda") and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        # launched (accelerate launch / torchrun): each process owns the GPU of its local rank
+        device = f"cuda:{int(os.environ['LOCAL_RANK'])}"
     if device == "auto":
         if torch.cuda.is_available():
             device = "cuda"

@@ -52,6 +52,12 @@ class ExperimentArgs:
     dtype: str = "auto"
     """Backbone precision: auto (bfloat16 on a CUDA device that supports it, float32
     elsewhere), float32, bfloat16 or float16. LoRA weights stay float32."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (less memory, ~1/3 more compute; the same
+    losses): for a backbone whose activations do not fit."""
+    mask_scope: str = "per_tensor"
+    """How masks rank entries: per_tensor (the reference: floor(ratio * n) in every LoRA tensor)
+    or global (one threshold over all of them). Probes, commits and final runs share it."""
     final_importance: str = "magnitude"
     """Final-run pruning importance: magnitude (|w|, what the controller probes with) or
     input_aware (the reference final run's Adaptive LoRA Merge score)."""
@@ -104,6 +110,8 @@ class ExperimentArgs:
             bertscore_model=self.bertscore_model,
             device=self.device,
             dtype=self.dtype,
+            gradient_checkpointing=self.gradient_checkpointing,
+            mask_scope=self.mask_scope,
             final_importance=self.final_importance,
             final_rebuild_every=self.final_rebuild_every,
             **extra,
@@ -122,7 +130,7 @@ def check_before_work(args: ExperimentArgs, preset: Any, controller: Any) -> Non
             f"micro-dev split ({preset.sizes.micro_dev} rows); fix: use at most "
             f"{preset.sizes.micro_dev}"
         )
-    args.pipeline_config(mask_scope=controller.mask_scope)
+    args.pipeline_config()
 
 
 def run_cli(main: Callable[[Any], int], args_type: type) -> None:
