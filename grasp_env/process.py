@@ -61,7 +61,7 @@ class LoraProcess:
         self.params = lora_parameters(self.model)
         self.device = model_device(self.model)
         self.initial = {n: p.detach().clone() for n, p in self.params.items()}
-        rows = prep.splits.micro_dev[: micro_dev_size]
+        rows = prep.splits.micro_dev[:micro_dev_size]
         cfg = prep.cfg
         self.micro_dev = encode_rows(
             prep.tokenizer, rows, cfg.task, cfg.target, prep.preset.max_length
@@ -99,9 +99,7 @@ class LoraProcess:
     def baseline_loss(self) -> float:
         """Micro-dev loss L0 with the committed mask (already applied to the weights)."""
         self.host.activate(self.name)
-        return evaluate_loss(
-            self.model, self.micro_dev, self.prep.pad_id, _EVAL_BATCH
-        )
+        return evaluate_loss(self.model, self.micro_dev, self.prep.pad_id, _EVAL_BATCH)
 
     def probe(self, ratio: float) -> float:
         """Micro-dev loss of the model masked at `ratio`; weights restored exactly.

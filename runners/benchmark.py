@@ -39,6 +39,7 @@ from grasp_env.env import ControllerConfig, GraspLoRAEnv
 from grasp_env.lm.pipeline import final_run, prepare
 from grasp_env.lm.presets import get_preset
 from grasp_env.runs.cli import ExperimentArgs, check_before_work, run_cli
+from grasp_env.runs.controller import run_episode
 from grasp_env.runs.dirs import make_run_dir, write_json
 
 
@@ -118,8 +119,7 @@ def _grid(prep, ratios) -> dict:
 def _agent(prep, name: str, seed: int, args: Args) -> dict:
     t0 = time.perf_counter()
     env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
-    grpo = args.grpo
-    result = make_agent(name, env, seed=seed, grpo=grpo).learn(seed=seed).result
+    result = run_episode(env, make_agent(name, env, seed=seed, grpo=args.grpo), seed)
     env.close()
     controller_s = time.perf_counter() - t0
     run = final_run(prep, result.learned_ratio, "merged")

@@ -35,6 +35,7 @@ from grasp_env.runs.checkpoint import (
     save_checkpoint,
 )
 from grasp_env.runs.cli import ExperimentArgs, check_before_work, run_cli
+from grasp_env.runs.controller import RoundCheckpointer, RoundRecorder, resumable, run_episode
 from grasp_env.runs.dirs import RoundLogger, make_run_dir, resume_run_dir, write_json
 
 
@@ -90,11 +91,32 @@ def main(args: Args) -> int:
     if not args.resume:
         write_json(run_dir / "config.json", config)
 
+    # learn: one controller episode in GraspLoRA-v1
     finished = _controller_stage(args, prep, run_dir, ckpt_dir, config)
-    pstar = finished["learned_ratio"]
 
-    # final run at p*, checkpointed after every dev evaluation
+    # final run at p*, then save
     t2 = time.perf_counter()
+    run, resumed_s = _final_stage(args, prep, ckpt_dir, finished["learned_ratio"])
+    adapter = _save_adapter(args, prep, run, run_dir)
+    final_s = time.perf_counter() - t2 + resumed_s
+    timings = {"prepare_s": t_prep, **prep.timings, "controller_s": finished["controller_s"]}
+    timings.update(final_s=final_s, total_s=t_prep + finished["controller_s"] + final_s)
+    _write_results(args, preset, prep, run_dir, config, finished, run, adapter, timings)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete; nothing to resume
+    if not dist.is_main():
+        shutil.rmtree(run_dir, ignore_errors=True)  # this process's private copy
+        return 0
+    test = ", ".join(f"{k} {v:.2f}" for k, v in run.test.items())
+    print(f"p* = {run.ratio:.4f}; test {test}; test NLL {run.test_loss:.4f}")
+    print(
+        f"time: prepare {t_prep:.1f} s, controller {finished['controller_s']:.1f} s, final "
+        f"{final_s:.1f} s, total {timings['total_s']:.1f} s -> {run_dir}"
+    )
+    return 0
+
+
+def _final_stage(args: Args, prep, ckpt_dir: Path, pstar: float):
+    """The final run at p*, checkpointed after every dev evaluation; (run, resumed seconds)."""
     final_ckpt = ckpt_dir / "final.pt"
     resume = None
     if args.resume and final_ckpt.is_file():
@@ -118,20 +140,27 @@ def main(args: Args) -> int:
         on_checkpoint=on_final_checkpoint,
         resume=resume,
     )
+    return run, (resume["seconds"] if resume else 0.0)
+
+
+def _save_adapter(args: Args, prep, run, run_dir: Path) -> dict:
+    """adapter/ (PEFT format), optionally merged/; returns the adapter's stats."""
     save_adapter(run.model, run_dir / "adapter")
     adapter = adapter_stats(run.model, run_dir / "adapter")
     if args.export_merged:
         export_merged(run.model, run_dir / "merged", prep.tokenizer)
         adapter["merged_export"] = str(run_dir / "merged")
-    final_s = time.perf_counter() - t2 + (resume["seconds"] if resume else 0.0)
-    total_s = t_prep + finished["controller_s"] + final_s
+    return adapter
 
+
+def _write_results(args, preset, prep, run_dir, config, finished, run, adapter, timings) -> None:
+    """TensorBoard's eval/* and HPARAMS, then metrics.json (which marks the run finished)."""
     metrics = {
         "agent": args.agent,
         **args.identity(preset.name),
         "backbone": prep.backbone,
         "placement": asdict(prep.placement),
-        "learned_ratio": pstar,
+        "learned_ratio": run.ratio,
         "pstar_rule": args.controller.pstar_rule,
         "learned_ratio_by_rule": finished["learned_ratio_by_rule"],
         "test": run.test,
@@ -143,35 +172,16 @@ def main(args: Args) -> int:
         "rounds": finished["rounds"],
         "termination": finished.get("termination", ""),
         "resumed": bool(args.resume),
-        "timings": {
-            "prepare_s": t_prep,
-            **prep.timings,
-            "controller_s": finished["controller_s"],
-            "final_s": final_s,
-            "total_s": total_s,
-        },
+        "timings": timings,
     }
     logger = RoundLogger(run_dir, config, resume_rounds=finished["rounds_logged"])
     logger.final(
-        {**run.test, "test_loss": run.test_loss, "learned_ratio": pstar},
+        {**run.test, "test_loss": run.test_loss, "learned_ratio": run.ratio},
         {k: v for k, v in config.items() if not isinstance(v, dict)},
         finished["steps_done"] + 1,
     )
     maybe_fault("final_logged")  # tests: a kill between the TensorBoard eval and metrics.json
     write_json(run_dir / "metrics.json", metrics)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the run is complete; nothing to resume
-    if not dist.is_main():
-        shutil.rmtree(run_dir, ignore_errors=True)  # this process's private copy
-        return 0
-    print(
-        f"p* = {pstar:.4f}; test {', '.join(f'{k} {v:.2f}' for k, v in run.test.items())}; "
-        f"test NLL {run.test_loss:.4f}"
-    )
-    print(
-        f"time: prepare {t_prep:.1f} s, controller {finished['controller_s']:.1f} s, final "
-        f"{final_s:.1f} s, total {total_s:.1f} s -> {run_dir}"
-    )
-    return 0
 
 
 def _run_directory(args: Args, name: str, flags: dict) -> Path | None:
@@ -284,86 +294,35 @@ def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: d
     env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
     grpo = args.grpo if args.grpo.seed is not None else replace(args.grpo, seed=args.seed)
     agent = make_agent(args.agent, env, seed=args.seed, grpo=grpo, fixed_ratio=args.fixed_ratio)
-    resumable = hasattr(agent, "state_dict")
     ckpt_path = ckpt_dir / "controller.pt"
     state = None
-    if args.resume and ckpt_path.is_file() and resumable:
+    if args.resume and ckpt_path.is_file() and resumable(agent):
         state = load_checkpoint(
             ckpt_path, "controller", ("env", "agent", "rounds_logged", "seen_losses")
         )
         env.load_state_dict(state["env"])
         agent.load_state_dict(state["agent"])
-    elif args.resume and not resumable:
+    elif args.resume and not resumable(agent):
         print(f"controller ({args.agent}): no round checkpoints for this agent; restarting it")
     rounds_before = state["rounds_logged"] if state else 0
     logger = RoundLogger(run_dir, config, resume_rounds=rounds_before if args.resume else None)
-    seen_losses = state["seen_losses"] if state else 0
+    recorder = RoundRecorder(logger, state["seen_losses"] if state else 0, rounds_before)
     elapsed_before = state["controller_s"] if state else 0.0
-    rounds_logged = rounds_before
-
-    def on_round(record: dict) -> None:
-        nonlocal seen_losses, rounds_logged
-        last = env.history[-1]
-        # The env has already trained the next round's K steps when a round is reported:
-        # log only the steps up to this round's own step, on their own step numbers.
-        first_step = seen_losses + 1
-        losses = env.train_losses[seen_losses : last["step"]]
-        seen_losses = last["step"]
-        logger.round(
-            {
-                "round": last["round"],
-                "step": last["step"],
-                "first_step": first_step,
-                "ratios": last["candidates"],
-                "rewards": last["rewards"],
-                "candidate_losses": last["losses"],
-                "baseline_ratio": last["baseline_ratio"],
-                "baseline_mask_ratio": last["baseline_mask_ratio"],
-                "baseline_loss": last["baseline_loss"],
-                **{k: record[k] for k in ("mu", "sigma", "frac_reward_zero_std") if k in record},
-                "committed_ratio": last["committed_ratio"],
-                "achieved_sparsity": last["achieved_sparsity"],
-                "learned_ratio": env.learned_ratio(),
-                "train_losses": losses,
-            }
-        )
-        rounds_logged += 1
-        maybe_fault("controller_round")  # tests: a kill between the log and the checkpoint
-        if resumable:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "env": env.state_dict(),
-                    "agent": agent.state_dict(),
-                    "rounds_logged": rounds_logged,
-                    "seen_losses": seen_losses,
-                    "controller_s": elapsed_before + time.perf_counter() - t1,
-                },
-                "controller",
-            )
-            maybe_fault("controller_checkpoint")
-
-    from tqdm.auto import tqdm
-
-    n_rounds = -(-env.budget // args.controller.update_interval)  # the last may be short
-    with tqdm(
-        total=n_rounds, initial=rounds_before, desc=f"controller ({args.agent})", leave=False
-    ) as bar:
-
-        def on_round_with_bar(record: dict) -> None:
-            on_round(record)
-            bar.update(1)
-            bar.set_postfix(p=f"{env.committed:.3f}")
-
-        if state is not None:
-            agent.learn(seed=args.seed, callback=on_round_with_bar, resume=True)
-        else:
-            agent.learn(seed=args.seed, callback=on_round_with_bar)
+    checkpointer = RoundCheckpointer(ckpt_path, recorder, t1, elapsed_before)
+    result = run_episode(
+        env,
+        agent,
+        args.seed,
+        [recorder, checkpointer],
+        resume=state is not None,
+        progress=True,
+        rounds_before=rounds_before,
+    )
     logger.writer.close()
     finished = {
-        **agent.result.to_dict(),
+        **result.to_dict(),
         "controller_s": elapsed_before + time.perf_counter() - t1,
-        "rounds_logged": rounds_logged,
+        "rounds_logged": recorder.rounds_logged,
     }
     agent.save(run_dir / f"agent{agent.archive_suffix}")
     env.close()

@@ -54,7 +54,7 @@ def resume_run_dir(out_dir: str | Path, run_name: str, config: dict[str, Any]) -
         )
     saved = json.loads(saved_path.read_text(encoding="utf-8"))
     new = json.loads(json.dumps(config, default=str))
-    ignore = {"resume", "overwrite", "backbone"}
+    ignore = {"resume", "overwrite", "backbone", "export_merged", "dry_run"}
     diff = [
         f"{k}: saved {saved.get(k)!r}, now {new.get(k)!r}"
         for k in sorted(set(saved) | set(new))
