@@ -465,11 +465,14 @@ def cached_adapter(
         log(f"cached adapter {path} is corrupted ({problem}); retraining it")
         shutil.rmtree(path)
     model, info = train_fn()  # every process trains (data parallel); the main one writes
+    logs = info.pop("tensorboard_dir", None)
     if dist.is_main():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
         try:
             save_adapter(model, tmp)
+            if logs is not None and Path(logs).is_dir():
+                shutil.move(logs, tmp / "tensorboard")  # the adapter's training curves
             info_json = json.dumps({**info, "key": key_parts}, default=str)
             (tmp / "train_info.json").write_text(info_json)
             write_manifest(tmp)

@@ -9,6 +9,7 @@ dev and test; the grid search, the baselines and (later) the controller's final 
 from __future__ import annotations
 
 import hashlib
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -52,9 +53,12 @@ from grasp_env.metrics.rouge import check_rouge
 __all__ = ["ARMS", "PipelineConfig", "Prepared", "RunResult", "final_run", "prepare", "score"]
 
 ARMS: tuple[str, ...] = ("merged", "target_only")
-_TRAINING = "fit_lora"
-"""Adapter name of a source or target LoRA while it trains (deleted once it is cached)."""
 """Which adapter a final run starts from: the merge, or the target LoRA alone."""
+ADAPTER_TRAINERS: tuple[str, ...] = ("sft", "loop")
+"""How the source and target adapters train: TRL's SFTTrainer, or this package's loop."""
+_TRAINING = "default"
+"""Adapter name of a source or target LoRA while it trains (deleted once it is cached; the
+trainer's best-checkpoint reload expects PEFT's default adapter at the checkpoint's root)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ class PipelineConfig:
     dtype: str = "auto"
     """The backbone's precision: auto (bfloat16 on a CUDA device that supports it, float32
     elsewhere), float32, bfloat16 or float16. LoRA weights stay float32."""
+    adapter_trainer: str = "sft"
+    """How the source and target adapters train: 'sft' (TRL's SFTTrainer: best checkpoint by
+    dev loss, early stopping, TensorBoard) or 'loop' (this package's own loop, the adapters
+    of the figures measured before 2026-11-29's issue 13)."""
     gradient_checkpointing: bool = False
     """Recompute each block's activations in the backward pass instead of keeping them:
     activation memory of one block instead of all, about a third more compute; the same
@@ -125,6 +133,7 @@ class PipelineConfig:
             ("merge_form", MERGE_FORMS),
             ("mask_scope", SCOPES),
             ("final_importance", ("magnitude", "input_aware")),
+            ("adapter_trainer", ADAPTER_TRAINERS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -229,8 +238,15 @@ def _train_adapter(
     seed: int,
     desc: str,
     progress: bool,
+    trainer: str = "sft",
 ) -> tuple[Any, dict[str, Any]]:
     model = attach_lora(prep_base, cfg, seed, name=_TRAINING)
+    if trainer == "sft":
+        from grasp_env.lm.sft import sft_train
+
+        log_dir = Path(tempfile.mkdtemp(prefix="grasp-sft-tb-"))
+        info = sft_train(model, train, dev, cfg, seed, tokenizer, progress, log_dir)
+        return model, {**info, "tensorboard_dir": str(log_dir)}
     result = fit(model, train, dev, cfg, seed, tokenizer.pad_token_id, progress=progress, desc=desc)
     from peft import set_peft_model_state_dict
 
@@ -304,6 +320,8 @@ def prepare(
         # An adapter trained on a bf16/fp16 backbone is another adapter; float32 keys stay as
         # they were, so existing caches remain valid.
         data_key["backbone_dtype"] = placement.dtype
+    if cfg.adapter_trainer != "loop":
+        data_key["trainer"] = cfg.adapter_trainer  # loop keys stay as they were
     if dist.process_count() > 1:
         # trained data-parallel, a global batch is processes x batch_size rows: another adapter
         data_key["processes"] = dist.process_count()
@@ -329,6 +347,7 @@ def prepare(
             cfg.source_seed,
             f"source LoRA ({cfg.source})",
             progress,
+            cfg.adapter_trainer,
         ),
         log=log,
     )
@@ -354,6 +373,7 @@ def prepare(
             cfg.seed,
             f"target LoRA ({cfg.target})",
             progress,
+            cfg.adapter_trainer,
         ),
         log=log,
     )

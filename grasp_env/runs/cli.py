@@ -52,6 +52,9 @@ class ExperimentArgs:
     dtype: str = "auto"
     """Backbone precision: auto (bfloat16 on a CUDA device that supports it, float32
     elsewhere), float32, bfloat16 or float16. LoRA weights stay float32."""
+    adapter_trainer: str = "sft"
+    """How the source and target adapters train: sft (TRL's SFTTrainer) or loop (this
+    package's own loop: the adapters of the figures measured before issue 13)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (less memory, ~1/3 more compute; the same
     losses): for a backbone whose activations do not fit."""
@@ -111,6 +114,7 @@ class ExperimentArgs:
             device=self.device,
             dtype=self.dtype,
             gradient_checkpointing=self.gradient_checkpointing,
+            adapter_trainer=self.adapter_trainer,
             mask_scope=self.mask_scope,
             final_importance=self.final_importance,
             final_rebuild_every=self.final_rebuild_every,

@@ -41,7 +41,8 @@ def run_episode(
     inner = env.unwrapped
     total = -(-inner.budget // inner.config.update_interval)  # the last round may be short
     desc = f"controller ({getattr(agent, 'name', 'agent')})"
-    with tqdm(total=total, initial=rounds_before, desc=desc, leave=False, disable=not progress) as bar:
+    bar = tqdm(total=total, initial=rounds_before, desc=desc, leave=False, disable=not progress)
+    with bar:
 
         def on_round(record: dict[str, Any]) -> None:
             for callback in callbacks:
