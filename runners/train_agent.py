@@ -169,6 +169,7 @@ def _write_results(args, preset, prep, run_dir, config, finished, run, adapter, 
         "dev_loss": run.dev_loss,
         "adapter": adapter,
         "processes": dist.process_count(),
+        "strategy": args.strategy if dist.process_count() > 1 else "single",
         "rounds": finished["rounds"],
         "termination": finished.get("termination", ""),
         "resumed": bool(args.resume),
@@ -227,6 +228,7 @@ def _dry_run(args: Args, preset) -> int:
         args.controller,
         planned_placement(args.device, args.dtype),
         processes=int(os.environ.get("WORLD_SIZE", "1")),
+        strategy=args.strategy,
         gradient_checkpointing=args.gradient_checkpointing,
     )
     print(json.dumps({"dry_run": True, "agent": args.agent, **plan}, indent=2))

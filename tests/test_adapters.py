@@ -10,6 +10,7 @@ from grasp_env.lm.adapters import (
     fit,
     host_of,
     lora_state,
+    lora_state_from_parameters,
     merge_lora_states,
     save_adapter,
 )
@@ -135,6 +136,17 @@ def test_fit_is_deterministic_for_a_seed(backbone):
         model = attach_lora(base, CFG, 5)
         runs.append(fit(model, train, dev, CFG, seed=5, pad_id=tok.pad_token_id).train_losses)
     assert runs[0] == runs[1]
+
+
+def test_lora_state_from_parameters_equals_peft_state_dict(backbone):
+    """The sharded-backbone path of lora_state gives PEFT's keys and values exactly."""
+    base, _ = backbone
+    attach_lora(base, CFG, 0, _random_state(base, 5), name="other")
+    model = attach_lora(base, CFG, 0, _random_state(base, 6), name="mine")
+    peft_state, own = lora_state(model), lora_state_from_parameters(model)
+    assert sorted(own) == sorted(peft_state) and len(own) > 0
+    for key, value in peft_state.items():
+        assert torch.equal(own[key], value), key
 
 
 def test_peft_save_load_round_trip(backbone, tiny_backbone_dir, tmp_path):

@@ -23,27 +23,33 @@ def _torchrun(args, cache, timeout=600):
     )
 
 
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_sharded_evaluation_and_decoding_equal_one_process(
-    isolated_cache, tiny_backbone_dir, tmp_path
+    strategy, isolated_cache, tiny_backbone_dir, tmp_path
 ):
     from safetensors.torch import save_file
 
-    from grasp_env.lm.batches import evaluate_loss, generate
+    from grasp_env.lm.batches import EncodedSplit, evaluate_loss, generate
     from grasp_env.lm.pipeline import PipelineConfig, prepare, start_model
     from grasp_env.lm.presets import get_preset
 
     prep = prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
     state = tmp_path / "merged.safetensors"
     save_file({k: v.contiguous() for k, v in prep.merged_state.items()}, state)
-    proc = _torchrun([str(ROOT / "tests" / "helpers" / "dist_eval.py"), str(state)], isolated_cache)
+    helper = str(ROOT / "tests" / "helpers" / "dist_eval.py")
+    proc = _torchrun([helper, str(state), strategy], isolated_cache, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads(proc.stdout.strip().splitlines()[-1])
     model = start_model(prep, "merged")
-    one_loss = evaluate_loss(model, prep.encoded["dev"], prep.pad_id)
+    dev = prep.encoded["dev"]
+    odd = EncodedSplit(dev.rows[:9], dev.encodings[:9], dev.task, dev.lang)
+    one_loss = evaluate_loss(model, odd, prep.pad_id, batch_size=2)
     one_preds = generate(
-        model, prep.tokenizer, prep.splits.test[:10], "qa", "ar", prep.preset.max_length, 6
+        model, prep.tokenizer, prep.splits.test[:9], "qa", "ar", prep.preset.max_length, 6, 2
     )
     assert two["processes"] == 2
+    assert two["sharded"] == (strategy == "fsdp")
+    assert two["held"] == pytest.approx(0.5 if strategy == "fsdp" else 1.0, abs=0.01)
     assert two["dev_loss"] == pytest.approx(one_loss, rel=1e-5)  # sums, not means, are reduced
     assert two["preds"] == one_preds  # gathered in the original row order
 
@@ -75,3 +81,43 @@ def test_the_main_job_on_two_processes(isolated_cache, tiny_backbone_dir, tmp_pa
     assert len(history) == 4  # written once, not once per process
     base, _ = load_backbone(tiny_backbone_dir)
     PeftModel.from_pretrained(base, out / "dp" / "adapter")  # the adapter loads
+
+
+def test_the_main_job_with_the_backbone_sharded(isolated_cache, tiny_backbone_dir, tmp_path):
+    """--strategy fsdp: the run completes, writes once, its adapter and merged export load."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from grasp_env.lm.backbone import load_backbone
+
+    flags = ["--preset", "tiny", "--train-steps", "20", "--update-interval", "5"]
+    out = tmp_path / "runs"
+    proc = _torchrun(
+        [
+            str(ROOT / "runners" / "train_agent.py"),
+            *flags,
+            "--strategy",
+            "fsdp",
+            "--export-merged",
+            "--out-dir",
+            str(out),
+            "--run-name",
+            "fsdp",
+        ],
+        isolated_cache,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "backbone sharded over 2 processes (FSDP2)" in proc.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["fsdp"]
+    metrics = json.loads((out / "fsdp" / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["strategy"] == "fsdp"
+    assert 0.1 <= metrics["learned_ratio"] <= 0.8 and metrics["rounds"] == 4
+    base, tokenizer = load_backbone(tiny_backbone_dir)
+    model = PeftModel.from_pretrained(base, out / "fsdp" / "adapter").eval()
+    merged = AutoModelForCausalLM.from_pretrained(out / "fsdp" / "merged").eval()
+    ids = tokenizer(["hello world", "a b c"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        expected = model(**ids).logits
+        got = merged(**ids).logits
+    assert torch.allclose(got, expected, atol=1e-4)

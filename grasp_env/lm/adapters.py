@@ -243,11 +243,28 @@ def attach_lora(
 
 
 def lora_state(model: Any) -> dict[str, Any]:
-    """A detached CPU copy of the active adapter's LoRA weights, keyed like PEFT's saved state."""
+    """A detached CPU copy of the active adapter's LoRA weights, keyed like PEFT's saved state.
+
+    On a sharded backbone (`--strategy fsdp`) the state is read from the adapter's own
+    parameters (whole on every process): PEFT's `get_peft_model_state_dict` would gather the
+    entire backbone's state dict, a collective the main process cannot run alone and an
+    all-gather of every weight (16 GB for Llama-3-8B) to save a few MB.
+    """
+    if dist.is_sharded(model):
+        return lora_state_from_parameters(model)
     from peft import get_peft_model_state_dict
 
     state = get_peft_model_state_dict(model, adapter_name=model.active_adapter)
     return {k: v.detach().clone().cpu() for k, v in state.items()}
+
+
+def lora_state_from_parameters(model: Any) -> dict[str, Any]:
+    """`lora_state` built from the active adapter's lora_A / lora_B parameters (no state dict)."""
+    suffix = f".{model.active_adapter}.weight"
+    return {
+        name[: -len(suffix)] + ".weight": p.detach().clone().cpu()
+        for name, p in lora_parameters(model).items()
+    }
 
 
 def fit(
@@ -526,24 +543,44 @@ def export_merged(model: Any, directory: str | Path, tokenizer: Any = None) -> N
     the backbone's dtype. The live model is not touched (no `merge_and_unload`): the merged
     weights are new tensors only for the adapted modules, the rest of the state dict is the
     backbone's own. The result loads with `AutoModelForCausalLM.from_pretrained(directory)`.
+
+    Under `--strategy fsdp` every process must call it: the sharded weights are gathered on
+    the main process's CPU (`dist.full_state_dict`), which alone merges and writes.
     """
     from peft.tuners.lora import LoraLayer
 
     base = model.get_base_model()
     adapter = model.active_adapter
     layers = {name: m for name, m in base.named_modules() if isinstance(m, LoraLayer)}
+    whole = dist.full_state_dict(base)
+    if not dist.is_main():
+        return
     state = {}
-    for key, value in base.state_dict().items():
+    for key, value in whole.items():
         if ".lora_" in key:
             continue
         if ".base_layer." in key:
             module, _, leaf = key.rpartition(".base_layer.")
             if leaf == "weight" and module in layers:
-                delta = layers[module].get_delta_weight(adapter).detach()
+                delta = layers[module].get_delta_weight(adapter).detach().to(value.device)
                 value = (value.float() + delta.float()).to(value.dtype)
             key = f"{module}.{leaf}"
         state[key] = value
-    base.save_pretrained(str(directory), state_dict=state, safe_serialization=True)
+    if dist.is_sharded(base):
+        # save_pretrained of a sharded model gathers (and writes) the model's own unmerged
+        # weights, so the gathered, merged state is written with huggingface_hub's writer
+        # (safetensors files of at most 5 GB and their index, as save_pretrained writes them).
+        from huggingface_hub import save_torch_state_dict
+
+        if getattr(base.config, "tie_word_embeddings", False):
+            state.pop("lm_head.weight", None)  # tied again when the model loads
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        save_torch_state_dict(state, str(directory), max_shard_size="5GB")
+        base.config.save_pretrained(str(directory))
+        if getattr(base, "generation_config", None) is not None:
+            base.generation_config.save_pretrained(str(directory))
+    else:
+        base.save_pretrained(str(directory), state_dict=state, safe_serialization=True)
     if tokenizer is not None:
         tokenizer.save_pretrained(str(directory))
 

@@ -341,7 +341,10 @@ def _has_safetensors(path: Path) -> bool:
 
 
 def load_backbone(
-    name_or_path: str | Path, trust_remote_code: bool = False, dtype: str = "float32"
+    name_or_path: str | Path,
+    trust_remote_code: bool = False,
+    dtype: str = "float32",
+    shard: bool = False,
 ) -> tuple[Any, Any]:
     """Load a causal LM and its tokenizer by hub name or local path, from safetensors only.
 
@@ -350,6 +353,9 @@ def load_backbone(
         trust_remote_code: Run the model's own code from the hub/directory. Off unless asked:
             it executes arbitrary Python.
         dtype: Torch dtype name of the weights ("float32", "bfloat16", ...).
+        shard: Shard the weights over the launched processes as they load (transformers'
+            `from_pretrained(distributed_config=DistributedConfig(fsdp_size=N))`: FSDP2, each
+            process reads and keeps only its shard; `--strategy fsdp`). Needs a launcher.
 
     Returns:
         (model, tokenizer); the tokenizer always has a pad token (EOS when it had none).
@@ -372,6 +378,13 @@ def load_backbone(
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
         raise BackboneError(f"dtype={dtype!r} is not a torch dtype; fix: use float32 or bfloat16")
+    extra: dict[str, Any] = {}
+    if shard:
+        from transformers.distributed import DistributedConfig
+
+        from grasp_env.lm import dist
+
+        extra["distributed_config"] = DistributedConfig(fsdp_size=dist.process_count())
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             str(name_or_path), trust_remote_code=trust_remote_code
@@ -381,6 +394,7 @@ def load_backbone(
             use_safetensors=True,
             trust_remote_code=trust_remote_code,
             dtype=torch_dtype,
+            **extra,
         )
     except (OSError, ValueError) as err:
         raise BackboneError(

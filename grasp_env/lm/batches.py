@@ -105,10 +105,17 @@ def evaluate_loss(model: Any, split: EncodedSplit, pad_id: int, batch_size: int 
     model.eval()
     device = model_device(model)
     mine = split.encodings[dist.rank() :: dist.process_count()]
+    largest_share = -(-len(split.encodings) // dist.process_count())
+    lockstep = dist.is_sharded(model)
     total, tokens = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(mine), batch_size):
-            batch = collate(mine[start : start + batch_size], pad_id, device)
+        for start in range(0, largest_share, batch_size):
+            chunk = mine[start : start + batch_size]
+            if not chunk:  # a shorter share: under FSDP a forward is a collective, keep step
+                if lockstep:
+                    answer_loss(model, collate(split.encodings[:1], pad_id, device))
+                continue
+            batch = collate(chunk, pad_id, device)
             total += answer_loss(model, batch, reduction="sum").item()
             tokens += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
     total, tokens = dist.sum_values([total, tokens], device)
@@ -133,13 +140,21 @@ def generate(
     share = -(-len(rows) // dist.process_count())  # contiguous blocks, gathered in order
     mine = rows[dist.rank() * share : (dist.rank() + 1) * share]
     prompts = [tokenize_row(tokenizer, r, task, lang, max_length, with_target=False) for r in mine]
+    # Under FSDP every forward is a collective: every process runs as many batches (a shorter
+    # share decodes a dummy prompt it throws away) and steps in lockstep (synced_gpus).
+    lockstep = dist.is_sharded(model)
+    dummy = tokenize_row(tokenizer, rows[0], task, lang, max_length, False) if rows else None
     was_training = model.training
     model.eval()
     out: list[str] = []
     pad = tokenizer.pad_token_id
     with torch.no_grad():
-        for start in range(0, len(prompts), batch_size):
+        for start in range(0, share, batch_size):
             chunk = prompts[start : start + batch_size]
+            if not chunk and not lockstep:
+                continue
+            keep = len(chunk)
+            chunk = chunk or [dummy]
             width = max(len(p["input_ids"]) for p in chunk)
             ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -155,8 +170,9 @@ def generate(
                 do_sample=False,
                 pad_token_id=pad,
                 eos_token_id=tokenizer.eos_token_id,
+                synced_gpus=lockstep,
             )
-            for row in gen[:, width:].cpu():
+            for row in gen[:keep, width:].cpu():
                 out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     if was_training:
         model.train()

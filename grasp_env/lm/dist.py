@@ -16,6 +16,19 @@ adds the few collective steps the run needs, all through accelerate's utilities:
   NaN handling) and the processes stay in lockstep;
 - only the main process writes files (`is_main`).
 
+`--strategy fsdp` shards the frozen backbone for a model that does not fit one device, with
+transformers' own load-time sharding (`from_pretrained(distributed_config=DistributedConfig(
+fsdp_size=N))`, FSDP2 underneath; `grasp_env.lm.backbone.load_backbone`): each process reads
+and keeps 1/N of the weights and gathers a block's weights only while it computes. The LoRA
+adapters are added after loading and stay whole, replicated tensors on every process: the
+pruning masks rank entries across the whole adapter (a global or per-tensor top-k needs every
+entry in one place), and their gradients are averaged as above. A sharded forward is a
+collective, so under FSDP every process runs the same number of forward passes (evaluation and
+decoding give a shorter share a dummy batch; decoding steps in lockstep with
+`generate(synced_gpus=True)`). transformers' Trainer knows such a model (it neither wraps nor
+moves it and averages the adapter's gradients itself), so TRL's SFTTrainer trains the source
+and target adapters on it unchanged.
+
 With one process (no launcher) every function is the identity and nothing is initialised.
 """
 
@@ -25,9 +38,13 @@ import os
 from typing import Any
 
 __all__ = [
+    "STRATEGIES",
     "average_gradients",
+    "broadcast_object",
+    "full_state_dict",
     "gather_in_order",
     "is_main",
+    "is_sharded",
     "main_first",
     "mean",
     "process_count",
@@ -35,6 +52,10 @@ __all__ = [
     "sum_values",
     "wait_for_everyone",
 ]
+
+
+STRATEGIES = ("ddp", "fsdp")
+"""ddp: every process holds the whole backbone; fsdp: the backbone's weights are sharded."""
 
 
 def _launched() -> bool:
@@ -118,3 +139,31 @@ def gather_in_order(items: list[Any]) -> list[Any]:
     from accelerate.utils import gather_object
 
     return list(gather_object(items))
+
+
+def broadcast_object(obj: Any) -> Any:
+    """The main process's `obj` on every process (a picklable value)."""
+    if not _launched():
+        return obj
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([obj], from_process=0)[0]
+
+
+def is_sharded(model: Any) -> bool:
+    """Whether `model`'s backbone (under any PEFT wrapper) was sharded as it loaded."""
+    return bool(getattr(model, "is_distributed_loading_by_transformers", False))
+
+
+def full_state_dict(model: Any) -> dict[str, Any]:
+    """The whole state dict of `model` on the CPU of the main process (a collective).
+
+    Sharded weights are gathered (others get an empty dict); a whole model returns its own
+    state dict.
+    """
+    if not is_sharded(model):
+        return model.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    return get_model_state_dict(model, options=options)

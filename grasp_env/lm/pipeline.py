@@ -38,7 +38,7 @@ from grasp_env.lm.batches import (
     reference_texts,
 )
 from grasp_env.lm.device import Placement, resolve
-from grasp_env.lm.presets import Preset, load_preset_backbone
+from grasp_env.lm.presets import Preset, ensure_preset_backbone, load_preset_backbone
 from grasp_env.lm.pruning import input_aware_importance
 from grasp_env.metrics import (
     DEFAULT_ROUGE,
@@ -110,6 +110,11 @@ class PipelineConfig:
     """How the source and target adapters train: 'sft' (TRL's SFTTrainer: best checkpoint by
     dev loss, early stopping, TensorBoard) or 'loop' (this package's own loop, the adapters
     of the figures measured before 2026-11-29's issue 13)."""
+    strategy: str = "ddp"
+    """With several processes (accelerate launch / torchrun): 'ddp' (every process holds the
+    whole backbone) or 'fsdp' (the frozen backbone's weights sharded over the processes with
+    FSDP2, for a backbone that does not fit one device; adapters stay whole). One process:
+    the same run either way."""
     gradient_checkpointing: bool = False
     """Recompute each block's activations in the backward pass instead of keeping them:
     activation memory of one block instead of all, about a third more compute; the same
@@ -134,6 +139,7 @@ class PipelineConfig:
             ("mask_scope", SCOPES),
             ("final_importance", ("magnitude", "input_aware")),
             ("adapter_trainer", ADAPTER_TRAINERS),
+            ("strategy", dist.STRATEGIES),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(
@@ -273,16 +279,23 @@ def prepare(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     placement = resolve(cfg.device, cfg.dtype)
-    with dist.main_first():  # one process builds a missing tiny backbone, the others load it
-        base, tokenizer, backbone = load_preset_backbone(
-            preset,
-            cfg.model,
-            trust_remote_code=cfg.trust_remote_code,
-            log=log,
-            dtype=placement.dtype,
-        )
+    shard = cfg.strategy == "fsdp" and dist.process_count() > 1
+    with dist.main_first():  # one process builds a missing tiny backbone, the others wait
+        ensure_preset_backbone(preset, cfg.model, log=log)
+    # every process loads at once (a sharded load is a collective)
+    base, tokenizer, backbone = load_preset_backbone(
+        preset,
+        cfg.model,
+        trust_remote_code=cfg.trust_remote_code,
+        log=log,
+        dtype=placement.dtype,
+        shard=shard,
+    )
     base.requires_grad_(False)
-    base.to(placement.torch_device)
+    if shard:  # placed by transformers: each process holds its shard on its own device
+        log(f"backbone sharded over {dist.process_count()} processes (FSDP2)")
+    else:
+        base.to(placement.torch_device)
     if cfg.gradient_checkpointing:
         base.activation_checkpointing_enable(
             activation_checkpointing_kwargs={"use_reentrant": False}

@@ -6,11 +6,11 @@ per device at the chosen dtype and strategy. Nothing is downloaded: the architec
 from a local directory, the local Hugging Face cache, the tiny preset's own config, or a
 built-in table of well-known backbones (public facts), in that order.
 
-The memory estimate is arithmetic, not a measurement: weights at the backbone's dtype (divided
-by the number of processes under FSDP), LoRA weights, gradients and AdamW moments in float32,
-the stash and masks, and activations of one training row (layers x sequence x hidden x 34
-bytes, the usual estimate for a decoder block without activation checkpointing, divided by
-the layer count with gradient checkpointing).
+The memory estimate is arithmetic, not a measurement: weights at the backbone's dtype (under
+FSDP: divided by the number of processes, plus one gathered block and the LM head), LoRA
+weights, gradients and AdamW moments in float32, the stash and masks, and activations of one
+training row (layers x sequence x hidden x 34 bytes, the usual estimate for a decoder block
+without activation checkpointing, divided by the layer count with gradient checkpointing).
 """
 
 from __future__ import annotations
@@ -172,8 +172,12 @@ def describe_run(
     rank = max(rank, target_lora.r)
     entries = lora_entries(arch, rank, tuple(final.target_modules))
     weight_bytes = arch.parameters * _BYTES[placement.dtype]
-    if strategy == "fsdp":
-        weight_bytes //= max(processes, 1)
+    if strategy == "fsdp" and processes > 1:
+        # each process keeps 1/N of every weight, plus one block gathered while it computes
+        # and the LM head, which transformers' FSDP plan keeps gathered (keep_full_weight)
+        per_block = weight_bytes // (arch.num_hidden_layers + 2)
+        head = arch.vocab_size * arch.hidden_size * _BYTES[placement.dtype]
+        weight_bytes = weight_bytes // processes + per_block + head
     lora_bytes = entries * 4 * 4  # weights, gradients, two AdamW moments (float32)
     lora_bytes += entries * 5  # the stash (float32) and the keep-mask (bool)
     layers_held = 1 if gradient_checkpointing else arch.num_hidden_layers

@@ -13,7 +13,14 @@ from grasp_env.data.splits import SplitSizes
 from grasp_env.lm.adapters import LoraTrainConfig
 from grasp_env.lm.backbone import TinyBackboneConfig
 
-__all__ = ["PRESETS", "TINY_MODEL", "Preset", "get_preset", "load_preset_backbone"]
+__all__ = [
+    "PRESETS",
+    "TINY_MODEL",
+    "Preset",
+    "ensure_preset_backbone",
+    "get_preset",
+    "load_preset_backbone",
+]
 
 TINY_MODEL = "tiny"
 """Model name meaning "the project-built tiny Llama of this preset"."""
@@ -121,12 +128,25 @@ def get_preset(name: str) -> Preset:
         raise ValueError(f"preset={name!r} is unknown; fix: use one of {sorted(PRESETS)}") from None
 
 
+def ensure_preset_backbone(preset: Preset, model: str | None = None, log=print) -> None:
+    """Build and cache the preset's tiny backbone if it is the one asked for and missing.
+
+    Hub ids and local directories need nothing. Called by one process first (the others
+    then find the entry), before every process loads the backbone together.
+    """
+    from grasp_env.lm.backbone import ensure_tiny_backbone
+
+    if (model or preset.model) == TINY_MODEL and preset.tiny_backbone is not None:
+        ensure_tiny_backbone(preset.tiny_backbone, log=log)
+
+
 def load_preset_backbone(
     preset: Preset,
     model: str | None = None,
     trust_remote_code: bool = False,
     log=print,
     dtype: str = "float32",
+    shard: bool = False,
 ) -> tuple[object, object, str]:
     """(model, tokenizer, where) for a preset, building and caching the tiny backbone if needed.
 
@@ -136,6 +156,7 @@ def load_preset_backbone(
         trust_remote_code: Passed to `load_backbone`; off unless the user asks.
         log: Where build messages go.
         dtype: Torch dtype name the weights are loaded in.
+        shard: Shard the weights over the launched processes at load time (FSDP2).
     """
     from grasp_env.lm.backbone import ensure_tiny_backbone, load_backbone
 
@@ -147,7 +168,7 @@ def load_preset_backbone(
                 "--preset tiny or --preset default, or pass a model id or path"
             )
         path = ensure_tiny_backbone(preset.tiny_backbone, log=log)
-        lm, tok = load_backbone(path, dtype=dtype)
+        lm, tok = load_backbone(path, dtype=dtype, shard=shard)
         return lm, tok, str(path)
-    lm, tok = load_backbone(name, trust_remote_code=trust_remote_code, dtype=dtype)
+    lm, tok = load_backbone(name, trust_remote_code=trust_remote_code, dtype=dtype, shard=shard)
     return lm, tok, name

@@ -7,7 +7,9 @@ the LoRA adapter on the one backbone (`AdapterHost`), AdamW at a constant learni
 gradient clipping (the recipe's), evaluation on the dev split every `eval_every` steps, the best
 checkpoint by dev loss kept (`load_best_model_at_end`), early stopping after `patience`
 evaluations without improvement (`EarlyStoppingCallback`) and TensorBoard logs. Under
-`accelerate launch` / `torchrun` the trainer runs data-parallel by itself.
+`accelerate launch` / `torchrun` the trainer runs data-parallel by itself (DDP, or on the
+FSDP-sharded backbone of `--strategy fsdp`, which transformers' Trainer takes as a model
+sharded at load time: no DDP wrap, the adapter's gradients averaged by the trainer).
 
 What differs from the package's own loop (`adapters.fit`, still used for the final run, whose
 mask the trainer cannot hold): the data order (the trainer's seeded sampler), no evaluation
@@ -54,8 +56,13 @@ def sft_train(
     from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
+    from grasp_env.lm import dist
+
     t0 = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="grasp-sft-"))
+    # One checkpoint directory for all processes: the main one writes the checkpoints, and
+    # every process reloads the best one from there at the end (the same weights everywhere).
+    work_dir = tempfile.mkdtemp(prefix="grasp-sft-") if dist.is_main() else None
+    work = Path(dist.broadcast_object(work_dir))
     device = next(model.parameters()).device
     try:
         args = SFTConfig(
@@ -109,7 +116,9 @@ def sft_train(
             shutil.copytree(work / "runs", log_dir, dirs_exist_ok=True)
         del trainer
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        dist.wait_for_everyone()  # nobody is still reading the best checkpoint
+        if dist.is_main():
+            shutil.rmtree(work, ignore_errors=True)
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return {

@@ -55,6 +55,10 @@ class ExperimentArgs:
     adapter_trainer: str = "sft"
     """How the source and target adapters train: sft (TRL's SFTTrainer) or loop (this
     package's own loop: the adapters of the figures measured before issue 13)."""
+    strategy: str = "ddp"
+    """Under accelerate launch / torchrun: ddp (every process holds the whole backbone) or fsdp
+    (the frozen backbone sharded over the processes with FSDP2, for a backbone that does not
+    fit one device; the adapters stay whole on every process)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass (less memory, ~1/3 more compute; the same
     losses): for a backbone whose activations do not fit."""
@@ -114,6 +118,7 @@ class ExperimentArgs:
             device=self.device,
             dtype=self.dtype,
             gradient_checkpointing=self.gradient_checkpointing,
+            strategy=self.strategy,
             adapter_trainer=self.adapter_trainer,
             mask_scope=self.mask_scope,
             final_importance=self.final_importance,
