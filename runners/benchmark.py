@@ -335,4 +335,4 @@ def _table(results: dict, metric: str) -> str:
 
 
 if __name__ == "__main__":
-    run_cli(main, Args)
+    run_cli(main, Args, launchable=False)

@@ -116,4 +116,4 @@ def main(args: Args) -> int:
 
 
 if __name__ == "__main__":
-    run_cli(main, Args)
+    run_cli(main, Args, launchable=False)

@@ -26,6 +26,7 @@ from agents import AGENTS, GRPOConfig, make_agent
 from grasp_env.env import ControllerConfig, GraspLoRAEnv
 from grasp_env.lm import dist
 from grasp_env.lm.adapters import adapter_stats, export_merged, save_adapter
+from grasp_env.lm.device import peak_memory
 from grasp_env.lm.pipeline import final_run, prepare
 from grasp_env.lm.presets import get_preset
 from grasp_env.runs.checkpoint import (
@@ -168,6 +169,7 @@ def _write_results(args, preset, prep, run_dir, config, finished, run, adapter, 
         "test_loss": run.test_loss,
         "dev_loss": run.dev_loss,
         "adapter": adapter,
+        "peak_memory": peak_memory(prep.placement),
         "processes": dist.process_count(),
         "strategy": args.strategy if dist.process_count() > 1 else "single",
         "rounds": finished["rounds"],

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Create .venv and install the project. torch==2.13.0 goes first: it is the CPU build that
 # lies on the reference machine's disk; letting another package pick torch pulls a CUDA build.
+# On a GPU machine, name the CUDA build's index (README "Run on a GPU"), e.g.
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128 bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q "torch==2.13.0"
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+  .venv/bin/python -m pip install -q "torch==2.13.0" --index-url "$TORCH_INDEX_URL"
+else
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+fi
 .venv/bin/python -m pip install -q -e ".[dev]"

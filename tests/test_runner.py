@@ -104,6 +104,9 @@ def test_main_job_writes_the_run_directory(two_runs):
         assert key in metrics
     assert set(metrics["timings"]) >= {"controller_s", "final_s", "total_s"}
     assert 0.1 <= metrics["learned_ratio"] <= 0.8 and metrics["rounds"] == 4
+    assert metrics["processes"] == 1 and metrics["strategy"] == "single"
+    assert metrics["placement"] == {"device": "cpu", "dtype": "float32"}
+    assert 0.05 < metrics["peak_memory"]["host_rss_gb"] < 24  # measured, KiB read as such
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert [h["round"] for h in history] == [0, 1, 2, 3]
     for h in history:
@@ -210,3 +213,37 @@ def test_analyze_reads_event_files_and_draws(two_runs, tmp_path):
         timeout=300,
     )
     assert bad.returncode == 2 and "no TensorBoard event files" in bad.stderr
+
+
+def test_gpu_report_tabulates_runs(two_runs):
+    """scripts/gpu_report.py (the GPU check's summary) reads real run directories."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu_report.py"), str(two_runs[0].parent)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert [line.split("|")[1].strip() for line in lines[1:]] == ["a", "b"]
+    ratio = json.loads((two_runs[0] / "metrics.json").read_text())["learned_ratio"]
+    assert f"| {ratio:.4f} |" in lines[1] and "cpu, float32" in lines[1]
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu_report.py")], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "usage" in bad.stdout
+
+
+@pytest.mark.parametrize("runner", ["grid_search.py", "benchmark.py"])
+def test_multi_run_runners_refuse_a_launcher(runner, tmp_path):
+    """Under torchrun every process would write the same files: a clear refusal instead."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "runners" / runner), "--out-dir", str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "WORLD_SIZE": "2"},
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "WORLD_SIZE=2" in proc.stderr and "fix:" in proc.stderr
+    assert not (tmp_path / "runs").exists()

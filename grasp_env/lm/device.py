@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEVICES", "DTYPES", "Placement", "resolve"]
+__all__ = ["DEVICES", "DTYPES", "Placement", "peak_memory", "resolve"]
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 """Accepted `--device` values; 'cuda:1' style indices are accepted too."""
@@ -103,3 +103,21 @@ def resolve(device: str = "auto", dtype: str = "auto") -> Placement:
             "--dtype auto"
         )
     return Placement(device, dtype)
+
+
+def peak_memory(placement: Placement) -> dict[str, float]:
+    """Peak memory of this process so far, in GB.
+
+    The host's resident set, and on CUDA the most the device's allocator held for tensors
+    (`max_memory_allocated`) and reserved.
+    """
+    import resource
+
+    import torch
+
+    out = {"host_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}  # KiB
+    if placement.device.startswith("cuda"):
+        device = placement.torch_device
+        out["device_allocated_gb"] = torch.cuda.max_memory_allocated(device) / 1e9
+        out["device_reserved_gb"] = torch.cuda.max_memory_reserved(device) / 1e9
+    return out

@@ -142,16 +142,28 @@ def check_before_work(args: ExperimentArgs, preset: Any, controller: Any) -> Non
     args.pipeline_config()
 
 
-def run_cli(main: Callable[[Any], int], args_type: type) -> None:
+def run_cli(main: Callable[[Any], int], args_type: type, launchable: bool = True) -> None:
     """Parse flags with tyro, run `main`, and turn user errors into one line and exit code 2.
 
     User errors are the ValueErrors the package raises for bad input (DataError, RunDirError,
     BackboneError and config validation are all ValueErrors): no traceback for those.
+    `launchable=False`: the runner refuses to run under accelerate launch / torchrun (its
+    processes would each write the same files).
     """
+    import os
+
     import tyro
 
     try:
-        sys.exit(main(tyro.cli(args_type)))
+        args = tyro.cli(args_type)
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if not launchable and world > 1:
+            raise ValueError(
+                f"WORLD_SIZE={world}: {Path(sys.argv[0]).name} runs many independent runs and "
+                "is single-process; fix: run it without accelerate launch / torchrun (only "
+                "train_agent.py runs data-parallel)"
+            )
+        sys.exit(main(args))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
