@@ -15,6 +15,7 @@ loads and prunes like any other:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from grasp_env.lm import dist
-from grasp_env.lm.backbone import cache_root, verify_manifest, write_manifest
+from grasp_env.lm.backbone import cache_lock, cache_root, verify_manifest, write_manifest
 from grasp_env.lm.batches import EncodedSplit, evaluate_loss, model_device
 from grasp_env.lm.pruning import PruneState, lora_parameters
 from grasp_env.lm.train import DataOrder, masked_step
@@ -473,31 +474,36 @@ def cached_adapter(
 
     key = adapter_key(key_parts)
     path = cache_root() / "adapters" / f"{key_parts.get('name', 'adapter')}-{key}"
-    problem = verify_manifest(path) if path.exists() else "absent"
-    dist.wait_for_everyone()  # every process has looked before the main one may remove it
-    if problem is None:
-        info = json.loads((path / "train_info.json").read_text())
-        return load_file(path / "adapter_model.safetensors"), info
-    if problem != "absent" and dist.is_main():
-        log(f"cached adapter {path} is corrupted ({problem}); retraining it")
-        shutil.rmtree(path)
-    model, info = train_fn()  # every process trains (data parallel); the main one writes
-    logs = info.pop("tensorboard_dir", None)
-    if dist.is_main():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        try:
-            save_adapter(model, tmp)
-            if logs is not None and Path(logs).is_dir():
-                shutil.move(logs, tmp / "tensorboard")  # the adapter's training curves
-            info_json = json.dumps({**info, "key": key_parts}, default=str)
-            (tmp / "train_info.json").write_text(info_json)
-            write_manifest(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    dist.wait_for_everyone()
+    # Another run may be training the same entry: the main process takes the entry's lock
+    # (`cache_lock`) and decides for all processes of this run (they train together or load).
+    lock = cache_lock(path) if dist.is_main() else contextlib.nullcontext()
+    with lock:
+        problem = None
+        if dist.is_main():
+            problem = verify_manifest(path) if path.exists() else "absent"
+        problem = dist.broadcast_object(problem)
+        if problem is None:
+            info = json.loads((path / "train_info.json").read_text())
+            return load_file(path / "adapter_model.safetensors"), info
+        if problem != "absent" and dist.is_main():
+            log(f"cached adapter {path} is corrupted ({problem}); retraining it")
+            shutil.rmtree(path)
+        model, info = train_fn()  # every process trains (data parallel); the main one writes
+        logs = info.pop("tensorboard_dir", None)
+        if dist.is_main():
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+            try:
+                save_adapter(model, tmp)
+                if logs is not None and Path(logs).is_dir():
+                    shutil.move(logs, tmp / "tensorboard")  # the adapter's training curves
+                info_json = json.dumps({**info, "key": key_parts}, default=str)
+                (tmp / "train_info.json").write_text(info_json)
+                write_manifest(tmp)
+                os.replace(tmp, path)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        dist.wait_for_everyone()
     return load_file(path / "adapter_model.safetensors"), info
 
 

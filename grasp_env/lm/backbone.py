@@ -304,28 +304,44 @@ def build_tiny_backbone(
     return info
 
 
+def cache_lock(entry: Path) -> Any:
+    """An inter-process lock for building the cache entry `entry` (a file beside it).
+
+    Two processes that need the same missing entry (two runs started together, Ray workers)
+    build it once: the first holds the lock while it builds, the others wait and then find the
+    entry. The lock is the operating system's (flock), so a killed builder releases it.
+    """
+    from filelock import FileLock
+
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(entry.parent / f".{entry.name}.lock"))
+
+
 def ensure_tiny_backbone(cfg: TinyBackboneConfig, progress: bool = True, log: Any = print) -> Path:
     """Path of a verified cache entry for `cfg`, building (or rebuilding) it if needed.
 
     The build goes to a temporary directory beside the entry and is renamed into place only when
-    complete, so an interrupted build never leaves a half-written entry that looks valid.
+    complete, so an interrupted build never leaves a half-written entry that looks valid; a lock
+    (`cache_lock`) makes concurrent processes build it once.
     """
     path = tiny_backbone_path(cfg)
-    if path.exists():
-        problem = verify_manifest(path)
-        if problem is None:
-            return path
-        log(f"cached backbone {path} is corrupted ({problem}); rebuilding it")
-        shutil.rmtree(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-    try:
-        info = build_tiny_backbone(cfg, tmp, progress=progress)
-        write_manifest(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    if path.exists() and verify_manifest(path) is None:
+        return path
+    with cache_lock(path):
+        if path.exists():  # built by another process while this one waited, or corrupted
+            problem = verify_manifest(path)
+            if problem is None:
+                return path
+            log(f"cached backbone {path} is corrupted ({problem}); rebuilding it")
+            shutil.rmtree(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        try:
+            info = build_tiny_backbone(cfg, tmp, progress=progress)
+            write_manifest(tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     log(
         f"built tiny backbone in {info['build_seconds']:.0f} s: {info['parameters']:,} parameters, "
         f"held-out LM loss {info['heldout_loss_final']:.3f} -> {path}"

@@ -12,6 +12,7 @@ __all__ = [
     "RoundLogger",
     "RunDirError",
     "config_markdown",
+    "hold_run_dir",
     "make_run_dir",
     "resume_run_dir",
     "write_json",
@@ -22,11 +23,41 @@ class RunDirError(ValueError):
     """A run directory that exists and may not be overwritten."""
 
 
+LOCK_NAME = ".lock"
+"""The file inside a run directory that the process writing it holds locked."""
+
+_held: dict[str, Any] = {}
+
+
+def hold_run_dir(path: Path) -> None:
+    """Lock the run directory `path` for the rest of this process, or refuse: one writer each.
+
+    The lock is the operating system's (flock on `path/.lock`): it is released when the process
+    ends, however it ends (a SIGKILLed run leaves no stale lock), so `--resume` after a crash is
+    never refused.
+    """
+    from filelock import FileLock, Timeout
+
+    if str(path) in _held:
+        return
+    lock = FileLock(str(path / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunDirError(
+            f"run directory {str(path)!r} is being written by another running process (it holds "
+            f"{str(path / LOCK_NAME)!r}); fix: wait for that run to finish, or pass another "
+            "--run-name"
+        ) from None
+    _held[str(path)] = lock
+
+
 def make_run_dir(out_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
     """Create `out_dir/run_name`; an existing non-empty one is an error unless `overwrite`.
 
     Nothing already written is ever deleted here: with `overwrite`, files are replaced one by
-    one as the new run writes them.
+    one as the new run writes them. The directory is then held (`hold_run_dir`): a second run
+    naming it while this one runs is refused.
     """
     path = Path(out_dir) / run_name
     if path.exists() and any(path.iterdir()) and not overwrite:
@@ -35,6 +66,7 @@ def make_run_dir(out_dir: str | Path, run_name: str, overwrite: bool = False) ->
             "or --overwrite to replace its files"
         )
     path.mkdir(parents=True, exist_ok=True)
+    hold_run_dir(path)
     return path
 
 
@@ -66,6 +98,7 @@ def resume_run_dir(out_dir: str | Path, run_name: str, config: dict[str, Any]) -
             "fix: resume with the run's own flags (see its config.json), or start a new run "
             "with another --run-name"
         )
+    hold_run_dir(path)
     return path
 
 
