@@ -58,6 +58,8 @@ def make_bad_files(d: Path) -> Path:
     bin_only.mkdir(exist_ok=True)
     (bin_only / "config.json").write_text(json.dumps({"model_type": "llama"}))
     (bin_only / "pytorch_model.bin").write_bytes(b"\x00" * 16)
+    cp1256 = "".join(json.dumps(_qa_row(i), ensure_ascii=False) + "\n" for i in range(3))
+    (d / "cp1256.jsonl").write_bytes(cp1256.encode() + "سؤال".encode("cp1256") + b"\n")
     return d
 
 
@@ -98,6 +100,22 @@ CASES = {
     "negative policy spread": (["--grpo.sigma-init", "-0.1"], "sigma_init=-0.1"),
     "resume and overwrite": (["--resume", "--overwrite"], "--resume and --overwrite"),
     "resume without a run": (["--resume", "--run-name", "never-ran"], "no run to resume"),
+    # issue 13's settings
+    "unknown device": (["--device", "tpu"], "device='tpu'"),
+    "CUDA on a machine without it": (["--device", "cuda"], "no CUDA device"),
+    "unknown dtype": (["--dtype", "fp8"], "dtype='fp8'"),
+    "unknown strategy": (["--strategy", "zero3"], "strategy='zero3'"),
+    "unknown adapter trainer": (["--adapter-trainer", "keras"], "adapter_trainer='keras'"),
+    "unknown mask scope": (["--mask-scope", "layer"], "mask_scope='layer'"),
+    "unknown final importance": (["--final-importance", "fisher"], "final_importance='fisher'"),
+    "negative rebuild interval": (["--final-rebuild-every", "-1"], "final_rebuild_every=-1"),
+    # issue 14: paths and files
+    "run name that leaves the output dir": (["--run-name", "../../x"], "not a plain directory"),
+    "run name with a slash": (["--run-name", "a/b"], "run_name='a/b'"),
+    "output dir that is a file": (["--out-dir", "{d}/notes.txt"], "is a file, not a directory"),
+    "output dir under a file": (["--out-dir", "{d}/notes.txt/runs"], "is a file, not a directory"),
+    "data file not UTF-8": (["--target-data", "{d}/cp1256.jsonl"], "not UTF-8"),
+    "output dir not writable": (["--out-dir", "/sys/grasp-runs"], "cannot write '/sys/grasp-runs'"),
 }
 
 
@@ -106,6 +124,11 @@ def test_bad_input_exits_2_with_one_clear_message(
     case, bad_files, tiny_backbone_dir, tmp_path, monkeypatch, capsys
 ):
     flags, expected = CASES[case]
+    if case == "CUDA on a machine without it":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
     flags = [f.replace("{d}", str(bad_files)) for f in flags]
     code, err = _cli(monkeypatch, capsys, ["--preset", "tiny", "--out-dir", str(tmp_path), *flags])
     assert code == 2, (case, err)
@@ -129,3 +152,40 @@ def test_existing_run_dir_is_never_overwritten(tiny_backbone_dir, tmp_path, monk
     )
     assert code == 2 and "already exists" in err and "--overwrite" in err
     assert (run / "notes.md").read_text() == "precious" and len(list(run.iterdir())) == 1
+
+
+def test_cache_dir_not_writable(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GRASP_CACHE_DIR", "/sys/grasp-cache")
+    code, err = _cli(monkeypatch, capsys, ["--preset", "tiny", "--out-dir", str(tmp_path)])
+    assert code == 2 and "cannot write '/sys/grasp-cache'" in err and "fix:" in err
+
+
+def test_disk_full_at_the_last_file_loses_nothing_and_resumes(
+    tiny_backbone_dir, tmp_path, monkeypatch, capsys
+):
+    """ENOSPC when metrics.json is renamed into place: exit 2, the files written so far and
+    the final run's checkpoint stay, and --resume (space freed) finishes the run."""
+    import errno
+    import os
+
+    flags = ["--preset", "tiny", "--train-steps", "10", "--update-interval", "5"]
+    flags += ["--out-dir", str(tmp_path), "--run-name", "full"]
+    real_replace = os.replace
+
+    def full_disk(src, dst, *args, **kwargs):
+        if str(dst).endswith("metrics.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    code, err = _cli(monkeypatch, capsys, flags)
+    assert code == 2 and "metrics.json" in err and "No space left" in err and "fix:" in err
+    run = tmp_path / "full"
+    assert (run / "config.json").is_file() and (run / "adapter" / "adapter_config.json").is_file()
+    assert not (run / "metrics.json").exists()
+    assert not [p for p in run.iterdir() if p.name.startswith(".metrics.json")]  # no torn file
+    assert (run / "checkpoint").is_dir()  # the run can resume
+    monkeypatch.setattr(os, "replace", real_replace)
+    code, err = _cli(monkeypatch, capsys, [*flags, "--resume"])
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["resumed"] is True

@@ -62,6 +62,17 @@ def _hub_dataset(source: str) -> HubDataset | None:
 
 
 def _read_local(path: Path) -> list[Any]:
+    try:
+        return _read_local_file(path)
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); "
+            "fix: re-encode the file as UTF-8 (e.g. iconv -f cp1256 -t utf-8 for Windows "
+            "Arabic) or save it as .parquet"
+        ) from None
+
+
+def _read_local_file(path: Path) -> list[Any]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,6 +85,11 @@ class ExperimentArgs:
     def __post_init__(self) -> None:
         if self.seed < 0:
             raise ValueError(f"seed={self.seed}; fix: use a seed >= 0 (numpy seeds are unsigned)")
+        from grasp_env.runs.dirs import check_out_dir, check_run_name
+
+        if self.run_name is not None:
+            check_run_name(self.run_name)
+        check_out_dir(self.out_dir)
 
     def identity(self, preset_name: str) -> dict[str, Any]:
         """What names an experiment in every metrics.json: preset, task, languages, seed."""
@@ -167,3 +173,34 @@ def run_cli(main: Callable[[Any], int], args_type: type, launchable: bool = True
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:
+        message = filesystem_error(err)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+_FS_FIXES = {
+    errno.ENOSPC: "free space on that filesystem, or write elsewhere (--out-dir, GRASP_CACHE_DIR)",
+    errno.EDQUOT: "free space within your quota, or write elsewhere (--out-dir, GRASP_CACHE_DIR)",
+    errno.EROFS: "write to a writable filesystem (--out-dir, GRASP_CACHE_DIR)",
+    errno.EACCES: "give yourself write permission there, or write elsewhere (--out-dir, "
+    "GRASP_CACHE_DIR)",
+    errno.EPERM: "write to a directory you may create files in (--out-dir, GRASP_CACHE_DIR)",
+}
+
+
+def filesystem_error(err: OSError) -> str | None:
+    """One line for a filesystem fault (disk full, read-only, no permission), or None.
+
+    It names the path, the operating system's reason and the fix. Files already written stay
+    as they were: every file of a run is written to a temporary name and renamed into place.
+    """
+    if err.errno not in _FS_FIXES:
+        return None
+    where = err.filename if err.filename is not None else "(unnamed file)"
+    return (
+        f"cannot write {str(where)!r}: {err.strerror} (errno {errno.errorcode[err.errno]}); "
+        f"fix: {_FS_FIXES[err.errno]}"
+    )

@@ -11,6 +11,8 @@ from typing import Any
 __all__ = [
     "RoundLogger",
     "RunDirError",
+    "check_out_dir",
+    "check_run_name",
     "config_markdown",
     "hold_run_dir",
     "make_run_dir",
@@ -52,6 +54,43 @@ def hold_run_dir(path: Path) -> None:
     _held[str(path)] = lock
 
 
+def check_run_name(run_name: str) -> None:
+    """A run name is one plain directory name: never a path that leaves --out-dir."""
+    bad = (
+        not run_name
+        or run_name in (".", "..")
+        or "/" in run_name
+        or "\\" in run_name
+        or "\0" in run_name
+        or run_name.startswith("~")
+    )
+    if bad:
+        raise RunDirError(
+            f"run_name={run_name!r} is not a plain directory name; fix: pass --run-name without "
+            "'/', '\\', '..' or '~' (choose where runs go with --out-dir)"
+        )
+
+
+def _checked(out_dir: str | Path, run_name: str) -> Path:
+    """out_dir / run_name after checking both (a plain name; an output path that is a folder)."""
+    check_run_name(run_name)
+    check_out_dir(out_dir)
+    return Path(out_dir) / run_name
+
+
+def check_out_dir(out_dir: str | Path) -> None:
+    """The output directory, or its nearest existing parent, must be a directory."""
+    out = Path(out_dir)
+    for parent in (out, *out.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise RunDirError(
+                    f"out_dir={str(out_dir)!r}: {str(parent)!r} is a file, not a directory; fix: "
+                    "pass --out-dir naming a directory (it is created if missing)"
+                )
+            break
+
+
 def make_run_dir(out_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
     """Create `out_dir/run_name`; an existing non-empty one is an error unless `overwrite`.
 
@@ -59,7 +98,7 @@ def make_run_dir(out_dir: str | Path, run_name: str, overwrite: bool = False) ->
     one as the new run writes them. The directory is then held (`hold_run_dir`): a second run
     naming it while this one runs is refused.
     """
-    path = Path(out_dir) / run_name
+    path = _checked(out_dir, run_name)
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise RunDirError(
             f"run directory {str(path)!r} already exists; fix: pass --run-name with a new name, "
@@ -77,7 +116,7 @@ def resume_run_dir(out_dir: str | Path, run_name: str, config: dict[str, Any]) -
     `overwrite`) are not compared. A mismatch is an error naming every differing field: a
     resumed run with other settings would silently mix two experiments.
     """
-    path = Path(out_dir) / run_name
+    path = _checked(out_dir, run_name)
     saved_path = path / "config.json"
     if not saved_path.is_file():
         raise RunDirError(
