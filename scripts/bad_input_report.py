@@ -38,7 +38,7 @@ def main() -> int:
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         d = make_bad_files(Path(tmp))
-        for case in sorted(CASES):
+        for n, case in enumerate(sorted(CASES)):
             flags, _ = CASES[case]
             argv = [f.replace("{d}", str(d)) for f in flags]
             proc = subprocess.run(
@@ -48,7 +48,7 @@ def main() -> int:
                     "--preset",
                     "tiny",
                     "--out-dir",
-                    str(Path(tmp) / "runs"),
+                    str(Path(tmp) / f"runs-{n}"),  # a case's leftovers never meet another
                     *argv,
                 ],
                 capture_output=True,
