@@ -13,6 +13,7 @@ Writes <out-dir>/<run-name>/metrics.json.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 
@@ -20,6 +21,8 @@ from grasp_env.lm.pipeline import final_run, prepare
 from grasp_env.lm.presets import get_preset
 from grasp_env.runs.cli import ExperimentArgs, run_cli
 from grasp_env.runs.dirs import make_run_dir, write_json
+from grasp_env.runs.fanout import FanOut, run_all
+from grasp_env.runs.points import RunSpec, final_run_point, keep_prepared
 
 BASELINES = ("target_only", "target_only_pruned", "merged_no_prune")
 
@@ -32,6 +35,18 @@ class Args(ExperimentArgs):
     """Prune ratios of the grid (the paper: 0.1 .. 0.8)."""
     baselines: tuple[str, ...] = ()
     """Extra arms: target_only, target_only_pruned, merged_no_prune."""
+    workers: int = 1
+    """Grid points run at once: 1 = one after another in this process (Ray not imported);
+    N > 1 = N Ray tasks at a time on a local Ray instance (`pip install -e .[ray]`)."""
+    ray_address: str | None = None
+    """Run the grid points on an existing Ray cluster ('auto' or HOST:PORT) instead."""
+    threads: int | None = None
+    """CPU threads per grid point (default: this machine's CPUs / --workers with Ray, torch's
+    own in-process). Equal threads give identical numbers for any --workers."""
+
+    def fanout(self) -> FanOut:
+        """How the grid points are spread."""
+        return FanOut(self.workers, self.ray_address, self.threads)
 
 
 def validate(args: Args) -> None:
@@ -45,6 +60,15 @@ def validate(args: Args) -> None:
     if unknown:
         raise ValueError(f"--baselines {unknown} unknown; fix: use any of {BASELINES}")
     args.pipeline_config()  # task, languages, --rouge, --bertscore-model: before the run dir
+    args.fanout()  # --workers, --threads
+    if not args.fanout().in_process:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError(
+                f"--workers {args.workers} needs Ray, which is not installed; fix: "
+                "pip install -e '.[ray]', or use --workers 1"
+            ) from None
 
 
 def main(args: Args) -> int:
@@ -58,14 +82,17 @@ def main(args: Args) -> int:
     prep = prepare(preset, cfg)
     prep_s = time.perf_counter() - t0
 
-    points = []
-    for ratio in args.ratios:
-        run = final_run(prep, ratio, "merged", progress=True)
-        points.append(run.summary())
+    fan = args.fanout()
+    specs = [RunSpec(preset.name, cfg, ratio) for ratio in args.ratios]
+    keep_prepared(specs[0], prep)  # the in-process path reuses this preparation
+    point = functools.partial(final_run_point, progress=fan.in_process)
+    points = run_all(point, specs, fan)
+    for p in points:
         print(
-            f"merged  ratio {ratio:.2f}: dev loss {run.dev_loss:.4f}  test {run.test}  "
-            f"({run.seconds:.1f} s)"
+            f"merged  ratio {p['ratio']:.2f}: dev loss {p['dev_loss']:.4f}  test {p['test']}  "
+            f"({p['seconds']:.1f} s)"
         )
+    grid_wall_s = time.perf_counter() - t0 - prep_s
     best = min(points, key=lambda p: p["dev_loss"])
     grid_s = sum(p["seconds"] for p in points)
 
@@ -102,14 +129,19 @@ def main(args: Args) -> int:
             "prepare_s": prep_s,
             "grid_s": grid_s,
             "per_run_s": [p["seconds"] for p in points],
+            "grid_wall_s": grid_wall_s,
             "total_s": time.perf_counter() - t0,
         },
         "config": {**asdict(args), "out_dir": str(args.out_dir)},
+        "workers": {"workers": fan.workers, "threads_per_run": fan.threads_per_run}
+        if not fan.in_process
+        else {"workers": 1},
     }
     write_json(run_dir / "metrics.json", metrics)
     print(f"selected ratio {best['ratio']} (dev loss {best['dev_loss']:.4f}); test {best['test']}")
     print(
-        f"grid of {len(points)} runs: {grid_s:.1f} s; total {metrics['timings']['total_s']:.1f} s"
+        f"grid of {len(points)} runs: {grid_s:.1f} s of runs, {grid_wall_s:.1f} s wall; total "
+        f"{metrics['timings']['total_s']:.1f} s"
         f" -> {run_dir / 'metrics.json'}"
     )
     return 0

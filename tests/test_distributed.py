@@ -54,31 +54,29 @@ def test_sharded_evaluation_and_decoding_equal_one_process(
     assert two["preds"] == one_preds  # gathered in the original row order
 
 
+def _main_job_on_two_processes(out, name, cache, *extra):
+    """The tiny main job under torchrun; checks it wrote one run directory once; its metrics."""
+    flags = ["--preset", "tiny", "--train-steps", "20", "--update-interval", "5", *extra]
+    script = str(ROOT / "runners" / "train_agent.py")
+    proc = _torchrun([script, *flags, "--out-dir", str(out), "--run-name", name], cache)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == [name]  # one run directory, the main's
+    history = (out / name / "history.jsonl").read_text().splitlines()
+    assert len(history) == 4  # written once, not once per process
+    metrics = json.loads((out / name / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and 0.1 <= metrics["learned_ratio"] <= 0.8
+    assert metrics["rounds"] == 4
+    return proc, metrics
+
+
 def test_the_main_job_on_two_processes(isolated_cache, tiny_backbone_dir, tmp_path):
     from peft import PeftModel
 
     from grasp_env.lm.backbone import load_backbone
 
-    flags = ["--preset", "tiny", "--train-steps", "20", "--update-interval", "5"]
     out = tmp_path / "runs"
-    proc = _torchrun(
-        [
-            str(ROOT / "runners" / "train_agent.py"),
-            *flags,
-            "--out-dir",
-            str(out),
-            "--run-name",
-            "dp",
-        ],
-        isolated_cache,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(p.name for p in out.iterdir()) == ["dp"]  # one run directory, the main's
-    metrics = json.loads((out / "dp" / "metrics.json").read_text())
-    assert metrics["processes"] == 2 and 0.1 <= metrics["learned_ratio"] <= 0.8
-    assert metrics["rounds"] == 4
-    history = (out / "dp" / "history.jsonl").read_text().splitlines()
-    assert len(history) == 4  # written once, not once per process
+    _, metrics = _main_job_on_two_processes(out, "dp", isolated_cache)
+    assert metrics["strategy"] == "ddp"
     base, _ = load_backbone(tiny_backbone_dir)
     PeftModel.from_pretrained(base, out / "dp" / "adapter")  # the adapter loads
 
@@ -91,28 +89,11 @@ def test_the_main_job_with_the_backbone_sharded(isolated_cache, tiny_backbone_di
 
     from grasp_env.lm.backbone import load_backbone
 
-    flags = ["--preset", "tiny", "--train-steps", "20", "--update-interval", "5"]
     out = tmp_path / "runs"
-    proc = _torchrun(
-        [
-            str(ROOT / "runners" / "train_agent.py"),
-            *flags,
-            "--strategy",
-            "fsdp",
-            "--export-merged",
-            "--out-dir",
-            str(out),
-            "--run-name",
-            "fsdp",
-        ],
-        isolated_cache,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    extra = ("--strategy", "fsdp", "--export-merged")
+    proc, metrics = _main_job_on_two_processes(out, "fsdp", isolated_cache, *extra)
     assert "backbone sharded over 2 processes (FSDP2)" in proc.stdout
-    assert sorted(p.name for p in out.iterdir()) == ["fsdp"]
-    metrics = json.loads((out / "fsdp" / "metrics.json").read_text())
-    assert metrics["processes"] == 2 and metrics["strategy"] == "fsdp"
-    assert 0.1 <= metrics["learned_ratio"] <= 0.8 and metrics["rounds"] == 4
+    assert metrics["strategy"] == "fsdp"
     base, tokenizer = load_backbone(tiny_backbone_dir)
     model = PeftModel.from_pretrained(base, out / "fsdp" / "adapter").eval()
     merged = AutoModelForCausalLM.from_pretrained(out / "fsdp" / "merged").eval()

@@ -1,0 +1,75 @@
+"""Independent runs over Ray workers (issue 14): same numbers as in-process, retries on kill."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grasp_env.runs.fanout import FanOut
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_fanout_settings():
+    assert FanOut().in_process and not FanOut(workers=2).in_process
+    assert not FanOut(ray_address="auto").in_process
+    assert FanOut(workers=2, threads=3).threads_per_run == 3
+    assert FanOut(workers=64).threads_per_run == 1
+    with pytest.raises(ValueError, match="workers=0"):
+        FanOut(workers=0)
+    with pytest.raises(ValueError, match="threads=0"):
+        FanOut(threads=0)
+
+
+def test_one_worker_does_not_import_ray():
+    code = (
+        "import sys; from grasp_env.runs.fanout import FanOut, run_all; "
+        "assert run_all(abs, [1, -2], FanOut()) == [1, 2]; "
+        "assert 'ray' not in sys.modules; print('ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def _grid(out, name, cache, *extra):
+    env = {**os.environ, "GRASP_CACHE_DIR": str(cache)}
+    args = ["--preset", "tiny", "--ratios", "0.2", "0.6", "--out-dir", str(out), "--run-name"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "runners" / "grid_search.py"), *args, name, *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / name / "metrics.json").read_text())
+
+
+def test_grid_gives_the_same_numbers_on_one_and_two_workers(
+    isolated_cache, tiny_backbone_dir, tmp_path
+):
+    # equal threads per run: another thread count sums floats in another order (~1e-8)
+    one = _grid(tmp_path, "one", isolated_cache, "--threads", "1")
+    two = _grid(tmp_path, "two", isolated_cache, "--workers", "2", "--threads", "1")
+    assert two["workers"] == {"workers": 2, "threads_per_run": 1}
+    keys = ("ratio", "dev_loss", "test_loss", "test")
+    assert [{k: p[k] for k in keys} for p in two["points"]] == [
+        {k: p[k] for k in keys} for p in one["points"]
+    ]
+    assert two["selected_ratio"] == one["selected_ratio"]
+
+
+def test_a_killed_worker_is_retried(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "helpers" / "ray_kill.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert json.loads(result[-1].removeprefix("RESULT ")) == [2, 4, 6]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.killed", "2.killed", "3.killed"]
