@@ -51,7 +51,7 @@ def _grid(out, name, cache, *extra):
 def test_grid_gives_the_same_numbers_on_one_and_two_workers(
     isolated_cache, tiny_backbone_dir, tmp_path
 ):
-    # equal threads per run: another thread count sums floats in another order (~1e-8)
+    # equal threads per run: another thread count sums floats in another order
     one = _grid(tmp_path, "one", isolated_cache, "--threads", "1")
     two = _grid(tmp_path, "two", isolated_cache, "--workers", "2", "--threads", "1")
     assert two["workers"] == {"workers": 2, "threads_per_run": 1}

@@ -41,7 +41,8 @@ class FanOut:
     """CPU threads per run (torch intra-op threads, and the CPUs each Ray task asks for);
     None: this machine's CPUs divided by `workers` (at least 1), and in-process torch's own
     default. Results are identical across worker counts at equal threads per run; another
-    thread count sums floats in another order (dev losses differ by ~1e-8 relative)."""
+    thread count sums floats in another order, which training amplifies (default preset:
+    dev losses up to 1.3e-4 apart, one grid point's EM 8.00 against 7.67)."""
     max_retries: int = 3
     """Times a run whose worker died is started again."""
 
