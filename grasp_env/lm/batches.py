@@ -143,7 +143,9 @@ def generate(
     # Under FSDP every forward is a collective: every process runs as many batches (a shorter
     # share decodes a dummy prompt it throws away) and steps in lockstep (synced_gpus).
     lockstep = dist.is_sharded(model)
-    dummy = tokenize_row(tokenizer, rows[0], task, lang, max_length, False) if rows else None
+    dummy = None
+    if lockstep and rows:
+        dummy = tokenize_row(tokenizer, rows[0], task, lang, max_length, with_target=False)
     was_training = model.training
     model.eval()
     out: list[str] = []

@@ -339,58 +339,35 @@ def prepare(
         # trained data-parallel, a global batch is processes x batch_size rows: another adapter
         data_key["processes"] = dist.process_count()
 
-    t1 = time.perf_counter()
-    source_state, _ = cached_adapter(
-        {
-            "name": f"source-{cfg.task}-{cfg.source}",
+    def adapter(role, lang, data_name, seed, sizes, lora, train, dev) -> dict[str, Any]:
+        """The cached (or freshly trained) source or target adapter's LoRA state."""
+        t = time.perf_counter()
+        key = {
+            "name": f"{role}-{cfg.task}-{lang}",
             **data_key,
-            "source_data": _data_id(source_name),
-            "lang": cfg.source,
-            "seed": cfg.source_seed,
-            "sizes": [n_train, n_dev],
-            "lora": asdict(cfg.source_lora),
+            "source_data": _data_id(data_name),
+            "lang": lang,
+            "seed": seed,
+            "sizes": sizes,
+            "lora": asdict(lora),
             "embedded": asdict(preset.embedded),
-        },
-        lambda: _train_adapter(
-            base,
-            tokenizer,
-            encoded["source_train"],
-            encoded["source_dev"],
-            cfg.source_lora,
-            cfg.source_seed,
-            f"source LoRA ({cfg.source})",
-            progress,
-            cfg.adapter_trainer,
-        ),
-        log=log,
-    )
-    timings["source_adapter_s"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    target_state, _ = cached_adapter(
-        {
-            "name": f"target-{cfg.task}-{cfg.target}",
-            **data_key,
-            "source_data": _data_id(target_name),
-            "lang": cfg.target,
-            "seed": cfg.seed,
-            "sizes": asdict(preset.sizes),
-            "lora": asdict(cfg.target_lora),
-            "embedded": asdict(preset.embedded),
-        },
-        lambda: _train_adapter(
-            base,
-            tokenizer,
-            encoded["train"],
-            encoded["dev"],
-            cfg.target_lora,
-            cfg.seed,
-            f"target LoRA ({cfg.target})",
-            progress,
-            cfg.adapter_trainer,
-        ),
-        log=log,
-    )
-    timings["target_adapter_s"] = time.perf_counter() - t2
+        }
+        train_fn = lambda: _train_adapter(  # noqa: E731
+            base, tokenizer, encoded[train], encoded[dev], lora, seed,
+            f"{role} LoRA ({lang})", progress, cfg.adapter_trainer,
+        )  # fmt: skip
+        state, _ = cached_adapter(key, train_fn, log=log)
+        timings[f"{role}_adapter_s"] = time.perf_counter() - t
+        return state
+
+    source_state = adapter(
+        "source", cfg.source, source_name, cfg.source_seed, [n_train, n_dev], cfg.source_lora,
+        "source_train", "source_dev",
+    )  # fmt: skip
+    target_state = adapter(
+        "target", cfg.target, target_name, cfg.seed, asdict(preset.sizes), cfg.target_lora,
+        "train", "dev",
+    )  # fmt: skip
     host_of(base).drop(_TRAINING)  # the states are kept; the training adapter is not needed
     merged, rank, alpha = merge_lora_states(
         source_state,
