@@ -12,6 +12,17 @@ Stable-Baselines3 resets a finished episode at once (DummyVecEnv's auto-reset), 
 GraspLoRA-v1 trains the first K steps of a new controller run. `EpisodeRecorder` snapshots the
 result when the episode ends and turns the auto-reset that follows into a no-op, so the env
 still holds the finished episode and no extra round is trained or timed.
+
+Round-level resume works by replay. `EpisodeRecorder` logs every transition the agent saw
+(reset and steps, as plain data) and the agent's `state_dict` is that log. On `--resume` the env
+is restored from its round checkpoint and the agent is rebuilt with the same seed and fed the
+logged transitions instead of the env's (no LM work: the agent's learning is cheap), so its
+networks, buffers, optimiser and random streams reach exactly the state they had at the
+checkpoint, whatever the algorithm keeps inside (SB3's rollout or replay buffer, Optuna's
+trials, a generator). Each replayed action is checked against the logged one: a mismatch
+(another machine, another library version) is an error, not a silently different episode.
+The LM's dropout draws from a stream of its own (`grasp_env.seeding.PrivateTorchStream`), so
+the agent's draws during the replay match the uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -24,6 +35,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from grasp_env.runs.checkpoint import CheckpointError
 
 __all__ = ["SB3_ALGOS", "EpisodeRecorder", "FixedAgent", "OptunaAgent", "RandomAgent", "SB3Agent"]
 
@@ -38,10 +51,23 @@ class EpisodeRecorder(gym.Wrapper):
         self.finished: Any = None
         """The EpisodeResult of the finished episode (None while it runs)."""
         self._last: tuple[Any, dict[str, Any]] | None = None
+        self.log: list[dict[str, Any]] = []
+        """Every transition of this episode as plain data: the agent's round checkpoint."""
+        self._replay: list[dict[str, Any]] = []
 
-    def start(self, on_round: Callable[[dict[str, Any]], None] | None) -> None:
-        """Arm for a new episode: the next reset is a real one."""
+    def start(
+        self,
+        on_round: Callable[[dict[str, Any]], None] | None,
+        replay: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Arm for a new episode: the next reset is a real one, or the first of `replay`.
+
+        With `replay` (a `log` from a round checkpoint, the env already restored to that
+        checkpoint), the logged transitions are served to the agent in order without touching
+        the env and without reporting rounds (they were reported before the interruption).
+        """
         self.on_round, self.finished, self._last = on_round, None, None
+        self.log, self._replay = [], list(replay or [])
 
     def reset(self, **kwargs: Any):
         """A real reset, unless the episode has finished: then the final observation again.
@@ -51,7 +77,13 @@ class EpisodeRecorder(gym.Wrapper):
         """
         if self.finished is not None and self._last is not None:
             return self._last
-        obs, info = self.env.reset(**kwargs)
+        if self._replay:
+            logged = self._replay.pop(0)
+            _expect(logged, "reset", len(self.log))
+            obs, info = _obs(logged["obs"]), logged["info"]
+        else:
+            obs, info = self.env.reset(**kwargs)
+        self.log.append({"kind": "reset", "obs": _plain(obs), "info": _plain(info)})
         inner = self.env.unwrapped
         if inner._done:  # ended within the reset (diverged or stalled in its first K steps)
             self.finished, self._last = inner.episode_result(), (obs, info)
@@ -67,8 +99,21 @@ class EpisodeRecorder(gym.Wrapper):
             obs, info = self._last
             return obs, 0.0, True, False, info
         inner = self.env.unwrapped
+        if self._replay:
+            return self._replayed_step(action)
         rounds_before = len(inner.history)
         obs, reward, terminated, truncated, info = self.env.step(action)
+        self.log.append(
+            {
+                "kind": "step",
+                "action": _plain(np.asarray(action, dtype=np.float32).reshape(-1)),
+                "obs": _plain(obs),
+                "reward": float(reward),
+                "terminated": bool(terminated),
+                "truncated": bool(truncated),
+                "info": _plain(info),
+            }
+        )
         # After the episode ends SB3 auto-resets and may step on: that is not this episode.
         reporting = self.finished is None and self.on_round is not None
         if len(inner.history) > rounds_before and reporting:
@@ -83,6 +128,54 @@ class EpisodeRecorder(gym.Wrapper):
             self.finished = inner.episode_result()
             self._last = (obs, info)
         return obs, reward, terminated, truncated, info
+
+    def _replayed_step(self, action: Any):
+        """The next logged step, if the agent proposes the logged action again."""
+        logged = self._replay.pop(0)
+        _expect(logged, "step", len(self.log))
+        mine = np.asarray(action, dtype=np.float32).reshape(-1)
+        if not np.array_equal(mine, np.asarray(logged["action"], dtype=np.float32)):
+            raise CheckpointError(
+                f"round-level resume: at transition {len(self.log)} the agent proposes "
+                f"{mine.tolist()} where the interrupted run proposed {logged['action']} (another "
+                "machine, thread count or library version replays differently); fix: resume on "
+                "the machine and environment that wrote the checkpoint, or delete "
+                "checkpoint/controller.pt to restart the controller stage"
+            )
+        self.log.append(logged)
+        obs, info = _obs(logged["obs"]), logged["info"]
+        terminated, truncated = logged["terminated"], logged["truncated"]
+        if (terminated or truncated) and self.finished is None:
+            self.finished = self.env.unwrapped.episode_result()
+            self._last = (obs, info)
+        return obs, logged["reward"], terminated, truncated, info
+
+
+def _plain(value: Any) -> Any:
+    """Numpy values as Python ones (a checkpoint loads with weights_only: no numpy objects)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _obs(values: list[float]) -> np.ndarray:
+    """A logged observation back as the env's float32 array (float32 -> float -> float32: exact)."""
+    return np.asarray(values, dtype=np.float32)
+
+
+def _expect(logged: dict[str, Any], kind: str, index: int) -> None:
+    if logged.get("kind") != kind:
+        raise CheckpointError(
+            f"round-level resume: transition {index} of the checkpoint is a "
+            f"{logged.get('kind')!r}, the agent asks for a {kind!r}; fix: delete "
+            "checkpoint/controller.pt to restart the controller stage"
+        )
 
 
 def _episode_steps(env: gym.Env) -> int:
@@ -104,6 +197,27 @@ class _Agent:
         self.config = config
         self.result: Any = None
         """The EpisodeResult of the last `learn` (None before)."""
+        self.recorder = EpisodeRecorder(env, None)
+        self._pending: list[dict[str, Any]] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        """The transitions of the episode so far (a round checkpoint's agent part; see replay)."""
+        return {"log": list(self.recorder.log)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Replay `state`'s transitions in the next `learn(resume=True)`."""
+        self._pending = list(state["log"])
+
+    def _replay_log(self, resume: bool) -> list[dict[str, Any]] | None:
+        if not resume:
+            return None
+        if not self._pending:
+            raise CheckpointError(
+                f"{self.name}: learn(resume=True) without a loaded checkpoint; fix: call "
+                "load_state_dict(state['agent']) first"
+            )
+        log, self._pending = self._pending, []
+        return log
 
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """SB3-style (action, state)."""
@@ -119,8 +233,11 @@ class _Agent:
         json.loads(Path(path).read_text())
         return cls(env)
 
-    def _run(self, seed: int | None, callback: Callable | None, act: Callable) -> _Agent:
-        rec = EpisodeRecorder(self.env, callback)
+    def _run(
+        self, seed: int | None, callback: Callable | None, act: Callable, resume: bool = False
+    ) -> _Agent:
+        rec = self.recorder
+        rec.start(callback, self._replay_log(resume))
         obs, _ = rec.reset(seed=seed)
         done = rec.finished is not None
         while not done:
@@ -148,11 +265,13 @@ class RandomAgent(_Agent):
         """A uniform action in [-1, 1]."""
         return self.rng.uniform(-1, 1, size=1).astype(np.float32), None
 
-    def learn(self, seed: int | None = None, callback: Callable | None = None) -> RandomAgent:
-        """One episode of random probes."""
+    def learn(
+        self, seed: int | None = None, callback: Callable | None = None, resume: bool = False
+    ) -> RandomAgent:
+        """One episode of random probes (`resume`: replay the loaded checkpoint first)."""
         if seed is not None:
             self.rng = np.random.default_rng(seed)
-        return self._run(seed, callback, lambda obs: self.predict(obs)[0])
+        return self._run(seed, callback, lambda obs: self.predict(obs)[0], resume)
 
 
 class OptunaAgent(_Agent):
@@ -170,8 +289,10 @@ class OptunaAgent(_Agent):
         self._trial = self.study.ask()
         return np.array([self._trial.suggest_float("action", -1.0, 1.0)], dtype=np.float32), None
 
-    def learn(self, seed: int | None = None, callback: Callable | None = None) -> OptunaAgent:
-        """One episode; the study maximises the probe reward."""
+    def learn(
+        self, seed: int | None = None, callback: Callable | None = None, resume: bool = False
+    ) -> OptunaAgent:
+        """One episode; the study maximises the probe reward (`resume`: replay first)."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -179,7 +300,7 @@ class OptunaAgent(_Agent):
             seed=self.seed if seed is None else seed, n_startup_trials=6
         )
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
-        return self._run(seed, callback, lambda obs: self.predict(obs)[0])
+        return self._run(seed, callback, lambda obs: self.predict(obs)[0], resume)
 
     def _observe(self, info: dict[str, Any], reward: float) -> None:
         self.study.tell(self._trial, reward)
@@ -205,8 +326,10 @@ class FixedAgent(_Agent):
         """The action of the fixed ratio."""
         return self.env.unwrapped.config.action_of(self.ratio), None
 
-    def learn(self, seed: int | None = None, callback: Callable | None = None) -> FixedAgent:
-        """No episode: the ratio is given."""
+    def learn(
+        self, seed: int | None = None, callback: Callable | None = None, resume: bool = False
+    ) -> FixedAgent:
+        """No episode: the ratio is given (so nothing to resume)."""
         from grasp_env.env import EpisodeResult
 
         self.result = EpisodeResult(
@@ -274,7 +397,6 @@ class SB3Agent(_Agent):
         module, cls, params = SB3_ALGOS[algo]
         self.name = algo
         self.archive_suffix = ".zip"
-        self.recorder = EpisodeRecorder(env, None)
         kwargs = copy.deepcopy(params)  # SB3 may modify policy_kwargs in place
         if algo == "td3":
             from stable_baselines3.common.noise import NormalActionNoise
@@ -295,9 +417,15 @@ class SB3Agent(_Agent):
         action, state = self.model.predict(obs, deterministic=deterministic)
         return np.asarray(action, dtype=np.float32).reshape(1), state
 
-    def learn(self, seed: int | None = None, callback: Callable | None = None) -> SB3Agent:
-        """One episode's worth of probes (the GRPO budget)."""
-        self.recorder.start(callback)
+    def learn(
+        self, seed: int | None = None, callback: Callable | None = None, resume: bool = False
+    ) -> SB3Agent:
+        """One episode's worth of probes (the GRPO budget); `resume`: replay the checkpoint.
+
+        The model is the freshly built one (same seed) on resume: the replay rebuilds its
+        networks, buffers and optimiser from the logged transitions.
+        """
+        self.recorder.start(callback, self._replay_log(resume))
         if seed is not None:
             self.model.set_random_seed(seed)
         from stable_baselines3.common.callbacks import BaseCallback

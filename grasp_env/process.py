@@ -28,6 +28,7 @@ from grasp_env.lm.adapters import host_of
 from grasp_env.lm.batches import encode_rows, evaluate_loss, model_device
 from grasp_env.lm.pruning import PruneState, lora_parameters, sparsity
 from grasp_env.lm.train import DataOrder, masked_step
+from grasp_env.seeding import PrivateTorchStream
 
 __all__ = ["LoraProcess"]
 
@@ -71,6 +72,8 @@ class LoraProcess:
         self.prune = PruneState(self.params)
         self.steps_done = 0
         self._order = DataOrder(len(self.train_split), 0)
+        self._stream = PrivateTorchStream(self.device)
+        """Dropout's random stream: the agent's draws never shift it (`PrivateTorchStream`)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -78,7 +81,7 @@ class LoraProcess:
         """Restore the merged adapter, a fresh optimizer and a data order drawn from `seed`."""
         import torch
 
-        torch.manual_seed(seed)
+        self._stream.seed(seed)
         with torch.no_grad():
             for name, p in self.params.items():
                 p.copy_(self.initial[name])
@@ -150,8 +153,6 @@ class LoraProcess:
 
         Plain tensors and Python data only (loads with torch.load(weights_only=True)).
         """
-        from grasp_env.seeding import rng_state
-
         prune = self.prune.state_dict()
         return {
             "params": self._canonical({n: p.detach().clone() for n, p in self.params.items()}),
@@ -162,14 +163,12 @@ class LoraProcess:
             },
             "steps_done": self.steps_done,
             **self._order.state_dict(),
-            "rng": rng_state(),
+            "rng": self._stream.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue exactly where `state_dict` was taken (after `reset` built the optimizer)."""
         import torch
-
-        from grasp_env.seeding import restore_rng
 
         params = self._local(state["params"])
         if set(params) != set(self.params):
@@ -190,7 +189,7 @@ class LoraProcess:
         )
         self.steps_done = int(state["steps_done"])
         self._order.load_state_dict(state)
-        restore_rng(state["rng"])
+        self._stream.load_state_dict(state["rng"])
         self.model.train()
 
     # ------------------------------------------------------------------- actions
@@ -210,27 +209,29 @@ class LoraProcess:
         """`k` optimizer steps (batch as in the final-run recipe), committed mask enforced.
 
         The step is `grasp_env.lm.train.masked_step`, the final run's; it stops at a
-        non-finite loss (returned last, so the env can end the episode).
+        non-finite loss (returned last, so the env can end the episode). Dropout draws from
+        the process's own stream (`PrivateTorchStream`), whatever the agent draws between.
         """
         import math
 
         losses = []
         self.host.activate(self.name)
         self.model.train()
-        for _ in range(k):
-            rows = self._order.next(self.lora.batch_size)
-            loss = masked_step(
-                self.model,
-                self.params,
-                self.optimizer,
-                self.train_split,
-                rows,
-                self.prep.pad_id,
-                self.device,
-                self.prune,
-            )
-            losses.append(loss)
-            if not math.isfinite(loss):
-                break
-            self.steps_done += 1
+        with self._stream.active():
+            for _ in range(k):
+                rows = self._order.next(self.lora.batch_size)
+                loss = masked_step(
+                    self.model,
+                    self.params,
+                    self.optimizer,
+                    self.train_split,
+                    rows,
+                    self.prep.pad_id,
+                    self.device,
+                    self.prune,
+                )
+                losses.append(loss)
+                if not math.isfinite(loss):
+                    break
+                self.steps_done += 1
         return losses

@@ -163,3 +163,52 @@ def test_sigkill_from_outside_at_an_arbitrary_moment(isolated_cache, tiny_backbo
     steps = [s for s, _ in _scalars(tmp_path / "ext", "controller/committed_ratio")]
     assert steps == [s for s, _ in _scalars(tmp_path / "whole", "controller/committed_ratio")]
     assert len(set(steps)) == len(steps) == 40
+
+
+# Round-level resume of the baseline agents (issue 14): the agent is rebuilt and replays its
+# logged transitions (no LM work), the env comes from its round checkpoint. PPO (on-policy
+# rollouts), SAC (replay buffer, entropy tuning), Optuna (TPE trials) and random cover the kinds
+# of state an agent keeps; TD3, TQC and A2C share SB3Agent's code with them.
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "sac",
+        "optuna",
+        pytest.param("ppo", marks=pytest.mark.slow),
+        pytest.param("random", marks=pytest.mark.slow),
+    ],
+)
+def test_baseline_agents_resume_mid_episode(agent, isolated_cache, tiny_backbone_dir, tmp_path):
+    common = ("--agent", agent, "--out-dir", str(tmp_path))
+    whole = _run(*common, "--run-name", "whole", cache=isolated_cache)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = _run(*common, "--run-name", "k", cache=isolated_cache, fault="controller_checkpoint:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    resumed = _run(*common, "--run-name", "k", "--resume", cache=isolated_cache)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "restarting" not in resumed.stdout  # continued from round 2, not started again
+
+    ref = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    got = json.loads((tmp_path / "k" / "metrics.json").read_text())
+    assert got["learned_ratio"] == ref["learned_ratio"]
+    assert (got["test"], got["test_loss"]) == (ref["test"], ref["test_loss"])
+    ref_hist = (tmp_path / "whole" / "history.jsonl").read_text().splitlines()
+    got_hist = (tmp_path / "k" / "history.jsonl").read_text().splitlines()
+    assert len(ref_hist) == 4 and got_hist == ref_hist  # every probe the agent made, the same
+
+
+def test_a_replay_that_diverges_is_refused(isolated_cache, tiny_backbone_dir, tmp_path):
+    """A checkpoint whose logged actions the agent does not reproduce stops the resume."""
+    import torch
+
+    common = ("--agent", "random", "--out-dir", str(tmp_path), "--run-name", "k")
+    killed = _run(*common, cache=isolated_cache, fault="controller_checkpoint:2")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    ckpt = tmp_path / "k" / "checkpoint" / "controller.pt"
+    state = torch.load(ckpt, weights_only=True)
+    state["agent"]["log"][3]["action"] = [0.123]  # as if another machine had drawn it
+    torch.save(state, ckpt)
+    resumed = _run(*common, "--resume", cache=isolated_cache)
+    assert resumed.returncode == 2 and "Traceback" not in resumed.stderr
+    assert "at transition 3" in resumed.stderr and "[0.123]" in resumed.stderr
+    assert "controller.pt" in resumed.stderr

@@ -9,7 +9,9 @@ plain Python data and load with `torch.load(weights_only=True)`: no pickle code 
 
 `GRASP_FAULT=<point>:<n>` makes the process SIGKILL itself the n-th time it reaches the named
 point (`maybe_fault`). It exists so tests can kill a run at an exact, reproducible place; it
-is inert unless the variable is set.
+is inert unless the variable is set. With `GRASP_FAULT_ONCE=<file>` as well, only the first
+process to get there dies (it creates the file first): a Ray task retried in a fresh worker
+then runs through, as after a real crash.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
 ]
 
 FAULT_ENV = "GRASP_FAULT"
+FAULT_ONCE_ENV = "GRASP_FAULT_ONCE"
 _fault_counts: Counter[str] = Counter()
 
 
@@ -36,9 +39,10 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read back (truncated, foreign or corrupted)."""
 
 
-CHECKPOINT_VERSION = 3
+CHECKPOINT_VERSION = 4
 """3: the controller process checkpoints its mask with the stash (PruneState) and the env its
-mask ratio (issue 11)."""
+mask ratio (issue 11). 4: the process's own dropout stream instead of the global RNG, and the
+baseline agents' transition logs (round-level resume, issue 14)."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], kind: str) -> None:
@@ -98,5 +102,12 @@ def maybe_fault(point: str) -> None:
     if name != point:
         return
     _fault_counts[point] += 1
-    if _fault_counts[point] == int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _fault_counts[point] != int(count or 1):
+        return
+    once = os.environ.get(FAULT_ONCE_ENV)
+    if once:
+        try:
+            Path(once).touch(exist_ok=False)
+        except FileExistsError:
+            return  # another process has died here already
+    os.kill(os.getpid(), signal.SIGKILL)
