@@ -17,9 +17,15 @@ mean test metric: an oracle to compare quality with, not a method.
     python runners/benchmark.py --agents grpo --train-steps 60 \
         --grid-from runs/benchmark-qa-en-ar/benchmark.json --run-name qa-en-ar-60
 
-reuses an earlier grid to compare controller settings. Writes
-<out-dir>/<run-name>/benchmark.json and benchmark.png (quality against wall time) and prints a
-table.
+reuses an earlier grid to compare controller settings.
+
+    python runners/benchmark.py --workers 2 --threads 1      # runs spread over 2 Ray workers
+
+spreads the runs (each grid point, each agent's controller episode with its final run) over Ray
+tasks (`grasp_env.runs.fanout`): the same numbers as one worker at equal --threads, every
+run's seconds measured inside its task (so the speedups keep their meaning), a task whose worker
+dies retried from its start. Writes <out-dir>/<run-name>/benchmark.json and benchmark.png
+(quality against wall time) and prints a table.
 """
 
 from __future__ import annotations
@@ -38,13 +44,16 @@ from agents import AGENTS, GRPOConfig, make_agent
 from grasp_env.env import ControllerConfig, GraspLoRAEnv
 from grasp_env.lm.pipeline import final_run, prepare
 from grasp_env.lm.presets import get_preset
+from grasp_env.runs.checkpoint import maybe_fault
 from grasp_env.runs.cli import ExperimentArgs, check_before_work, run_cli
 from grasp_env.runs.controller import run_episode
 from grasp_env.runs.dirs import make_run_dir, write_json
+from grasp_env.runs.fanout import FanOutArgs, prepared, run_all
+from grasp_env.runs.points import RunSpec, keep_prepared
 
 
 @dataclass(frozen=True)
-class Args(ExperimentArgs):
+class Args(ExperimentArgs, FanOutArgs):
     """Grid search against controller agents: quality, ratio and wall time."""
 
     agents: tuple[str, ...] = ("grpo",)
@@ -85,33 +94,57 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _grid(prep, ratios) -> dict:
-    """All final runs of the grid, the dev-loss choice, and its cost under two accountings.
+@dataclass(frozen=True)
+class Task:
+    """One independent run of the benchmark: a grid point, or an agent's episode + final run."""
+
+    spec: RunSpec
+    """Preset, pipeline config (the seed's) and, for a grid point, the ratio."""
+    agent: str | None = None
+    """None: the grid point at spec.ratio; else this agent's controller run and final run."""
+    args: Args | None = None
+    """The benchmark's flags (controller and GRPO settings) for an agent task."""
+
+
+def _run_task(task: Task) -> dict:
+    """Run `task` (in this process or a Ray worker) on its seed's preparation (cached)."""
+    prep = prepared(
+        task.spec.prep_key(),
+        lambda: prepare(get_preset(task.spec.preset), task.spec.cfg, progress=False),
+    )
+    if task.agent is None:
+        run = final_run(prep, task.spec.ratio, "merged")
+        return {
+            "ratio": run.ratio,
+            "dev_loss": run.dev_loss,
+            "test": run.test,
+            "test_loss": run.test_loss,
+            "train_s": run.seconds - run.eval_seconds,
+            "eval_s": run.eval_seconds,
+            "seconds": run.seconds,
+            "predictions": run.predictions,
+            "peak_rss_mb": _peak_rss_mb(),
+        }
+    return _agent(prep, task.agent, task.spec.cfg.seed, task.args)
+
+
+def _grid(points: list[dict]) -> dict:
+    """The grid of one seed from its points: the dev-loss choice and its cost, two ways.
 
     `seconds` scores every grid point on the test split (what a ratio sweep reports);
     `seconds_select` is what a grid needs to *choose*: every point's training with its dev
     evaluations, and the test scoring of the chosen point only.
     """
-    runs = [final_run(prep, r, "merged") for r in ratios]
-    best = min(runs, key=lambda r: r.dev_loss)
+    best = min(points, key=lambda r: r["dev_loss"])
     return {
-        "ratio": best.ratio,
-        "test": best.test,
-        "test_loss": best.test_loss,
-        "seconds": sum(r.seconds for r in runs),
-        "seconds_select": sum(r.seconds - r.eval_seconds for r in runs) + best.eval_seconds,
-        "peak_rss_mb": _peak_rss_mb(),
+        "ratio": best["ratio"],
+        "test": best["test"],
+        "test_loss": best["test_loss"],
+        "seconds": sum(p["seconds"] for p in points),
+        "seconds_select": sum(p["train_s"] for p in points) + best["eval_s"],
+        "peak_rss_mb": max(p["peak_rss_mb"] for p in points),
         "points": [
-            {
-                "ratio": r.ratio,
-                "dev_loss": r.dev_loss,
-                "test": r.test,
-                "test_loss": r.test_loss,
-                "train_s": r.seconds - r.eval_seconds,
-                "eval_s": r.eval_seconds,
-                "predictions": r.predictions,
-            }
-            for r in runs
+            {k: v for k, v in p.items() if k not in ("seconds", "peak_rss_mb")} for p in points
         ],
     }
 
@@ -122,6 +155,7 @@ def _agent(prep, name: str, seed: int, args: Args) -> dict:
     result = run_episode(env, make_agent(name, env, seed=seed, grpo=args.grpo), seed)
     env.close()
     controller_s = time.perf_counter() - t0
+    maybe_fault("benchmark_agent")  # tests: a worker killed between the controller and final run
     run = final_run(prep, result.learned_ratio, "merged")
     return {
         "ratio": result.learned_ratio,
@@ -236,6 +270,7 @@ def _plot(results: dict, metric: str, out: Path) -> None:
 
 def main(args: Args) -> int:
     """Run the grid and the agents on every seed; write benchmark.json and the plot."""
+    started = time.perf_counter()
     unknown = [a for a in args.agents if a not in AGENTS]
     if unknown:
         raise ValueError(f"--agents {unknown} unknown; fix: use any of {sorted(AGENTS)}")
@@ -247,21 +282,10 @@ def main(args: Args) -> int:
     check_before_work(args, preset, args.controller)
     metric = "em" if args.task == "qa" else "rouge_l"
     earlier_grid, earlier_prepare = _load_grid(args) if args.grid_from else (None, None)
+    fan = args.fanout()  # --workers, --threads, Ray installed: before the run dir
     name = args.run_name or f"benchmark-{args.task}-{args.source}-{args.target}"
     run_dir = make_run_dir(args.out_dir, name, args.overwrite)
-    per_method: dict[str, list[dict]] = {"grid": []}
-    prepare_s = []
-    for i, seed in enumerate(args.seeds):
-        t0 = time.perf_counter()
-        cfg = args.pipeline_config(seed=seed)
-        prep = prepare(preset, cfg, progress=False)
-        prepare_s.append(time.perf_counter() - t0)
-        if earlier_grid is None:
-            per_method["grid"].append(_grid(prep, args.ratios))
-        else:
-            per_method["grid"].append(earlier_grid[i])
-        for agent in args.agents:
-            per_method.setdefault(agent, []).append(_agent(prep, agent, seed, args))
+    per_method, prepare_s, placement = _run_seeds(args, preset.name, earlier_grid, fan)
     predictions = _take_predictions(per_method, args.seeds)
     per_method["grid-best-test"] = _best_point(per_method["grid"], metric)
     results = {m: _summary(v) for m, v in per_method.items()}
@@ -279,8 +303,12 @@ def main(args: Args) -> int:
                 "grid_from": str(args.grid_from) if args.grid_from else None,
             },
             "prepare_s": prepare_s,
-            "placement": asdict(prep.placement),
+            "placement": placement,
+            "workers": {"workers": fan.workers, "threads_per_run": fan.threads_per_run}
+            if not fan.in_process
+            else {"workers": 1},
             "grid_prepare_s": earlier_prepare,
+            "wall_s": time.perf_counter() - started,
             "methods": results,
             "metric_conventions": args.metric_conventions(),
         },
@@ -291,6 +319,48 @@ def main(args: Args) -> int:
     print(_table(results, metric))
     print(f"-> {run_dir / 'benchmark.json'}")
     return 0
+
+
+def _run_seeds(
+    args: Args, preset: str, earlier_grid: list[dict] | None, fan
+) -> tuple[dict[str, list[dict]], list[float], dict]:
+    """Every seed's grid points and agent runs, spread as `fan` says.
+
+    Returns (results by method, preparation seconds per seed, placement). Each seed is
+    prepared here first (timed: the shared cost, built into the cache once). In-process that
+    preparation serves the seed's runs in the earlier benchmark's order (grid points, then
+    agents); with Ray each worker loads it from the cache, and this process keeps none.
+    """
+    done: list[tuple[Task, dict | None]] = []
+    prepare_s, placement = [], {}
+    for seed in args.seeds:
+        cfg = args.pipeline_config(seed=seed)
+        t0 = time.perf_counter()
+        prep = prepare(get_preset(preset), cfg, progress=False)
+        prepare_s.append(time.perf_counter() - t0)
+        placement = asdict(prep.placement)
+        tasks = [] if earlier_grid else [Task(RunSpec(preset, cfg, r)) for r in args.ratios]
+        tasks += [Task(RunSpec(preset, cfg, 0.0), a, args) for a in args.agents]
+        if fan.in_process:
+            keep_prepared(tasks[0].spec, prep)
+            done += zip(tasks, run_all(_run_task, tasks, fan), strict=True)
+        else:
+            done += [(t, None) for t in tasks]
+        del prep
+    if not fan.in_process:
+        tasks = [t for t, _ in done]
+        done = list(zip(tasks, run_all(_run_task, tasks, fan), strict=True))
+    per_method: dict[str, list[dict]] = {"grid": []}
+    for i, seed in enumerate(args.seeds):
+        mine = [(t, r) for t, r in done if t.spec.cfg.seed == seed]
+        if earlier_grid is None:
+            per_method["grid"].append(_grid([r for t, r in mine if t.agent is None]))
+        else:
+            per_method["grid"].append(earlier_grid[i])
+        for t, r in mine:
+            if t.agent is not None:
+                per_method.setdefault(t.agent, []).append(r)
+    return per_method, prepare_s, placement
 
 
 def _take_predictions(per_method: dict[str, list[dict]], seeds: tuple[int, ...]) -> list[dict]:

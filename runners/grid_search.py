@@ -21,32 +21,20 @@ from grasp_env.lm.pipeline import final_run, prepare
 from grasp_env.lm.presets import get_preset
 from grasp_env.runs.cli import ExperimentArgs, run_cli
 from grasp_env.runs.dirs import make_run_dir, write_json
-from grasp_env.runs.fanout import FanOut, run_all
+from grasp_env.runs.fanout import FanOutArgs, run_all
 from grasp_env.runs.points import RunSpec, final_run_point, keep_prepared
 
 BASELINES = ("target_only", "target_only_pruned", "merged_no_prune")
 
 
 @dataclass(frozen=True)
-class Args(ExperimentArgs):
+class Args(ExperimentArgs, FanOutArgs):
     """8-point grid search over the prune ratio of the merged adapter."""
 
     ratios: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
     """Prune ratios of the grid (the paper: 0.1 .. 0.8)."""
     baselines: tuple[str, ...] = ()
     """Extra arms: target_only, target_only_pruned, merged_no_prune."""
-    workers: int = 1
-    """Grid points run at once: 1 = one after another in this process (Ray not imported);
-    N > 1 = N Ray tasks at a time on a local Ray instance (`pip install -e .[ray]`)."""
-    ray_address: str | None = None
-    """Run the grid points on an existing Ray cluster ('auto' or HOST:PORT) instead."""
-    threads: int | None = None
-    """CPU threads per grid point (default: this machine's CPUs / --workers with Ray, torch's
-    own in-process). Equal threads give identical numbers for any --workers."""
-
-    def fanout(self) -> FanOut:
-        """How the grid points are spread."""
-        return FanOut(self.workers, self.ray_address, self.threads)
 
 
 def validate(args: Args) -> None:
@@ -60,15 +48,7 @@ def validate(args: Args) -> None:
     if unknown:
         raise ValueError(f"--baselines {unknown} unknown; fix: use any of {BASELINES}")
     args.pipeline_config()  # task, languages, --rouge, --bertscore-model: before the run dir
-    args.fanout()  # --workers, --threads
-    if not args.fanout().in_process:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise ValueError(
-                f"--workers {args.workers} needs Ray, which is not installed; fix: "
-                "pip install -e '.[ray]', or use --workers 1"
-            ) from None
+    args.fanout()  # --workers, --threads, Ray installed
 
 
 def main(args: Args) -> int:

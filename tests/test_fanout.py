@@ -73,3 +73,48 @@ def test_a_killed_worker_is_retried(tmp_path):
     result = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert json.loads(result[-1].removeprefix("RESULT ")) == [2, 4, 6]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["1.killed", "2.killed", "3.killed"]
+
+
+def _benchmark(out, name, cache, *extra, fault_once=None):
+    env = {**os.environ, "GRASP_CACHE_DIR": str(cache)}
+    env.pop("GRASP_FAULT", None)
+    if fault_once:  # the first worker to reach the point dies; its retry runs through
+        env.update(GRASP_FAULT="benchmark_agent:1", GRASP_FAULT_ONCE=str(fault_once))
+    args = ["--preset", "tiny", "--agents", "grpo", "random", "--seeds", "0", "1"]
+    args += ["--ratios", "0.2", "0.6", "--out-dir", str(out), "--run-name", name, "--threads", "1"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "runners" / "benchmark.py"), *args, *extra],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / name / "benchmark.json").read_text())
+
+
+def _numbers(bench: dict) -> dict:
+    """Everything a benchmark measures but time and memory."""
+    out = {}
+    for method, res in bench["methods"].items():
+        for i, run in enumerate(res["per_seed"]):
+            keep = ("ratio", "test", "test_loss", "learned_ratio_by_rule", "rounds")
+            out[method, i] = {k: run.get(k) for k in keep}
+            out[method, i]["points"] = [
+                {k: p[k] for k in ("ratio", "dev_loss", "test", "test_loss")}
+                for p in run.get("points", [])
+            ]
+    return out
+
+
+def test_benchmark_on_two_workers_with_a_killed_worker_gives_the_same_numbers(
+    isolated_cache, tiny_backbone_dir, tmp_path
+):
+    one = _benchmark(tmp_path, "one", isolated_cache)
+    mark = tmp_path / "killed-once"
+    two = _benchmark(tmp_path, "two", isolated_cache, "--workers", "2", fault_once=mark)
+    assert mark.exists()  # a worker did die between an agent's controller and final run
+    assert one["workers"] == {"workers": 1}
+    assert two["workers"] == {"workers": 2, "threads_per_run": 1}
+    assert _numbers(two) == _numbers(one)
+    assert len(two["methods"]["grid"]["per_seed"]) == 2

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FanOut", "prepared", "run_all"]
+__all__ = ["FanOut", "FanOutArgs", "prepared", "run_all"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,34 @@ class FanOut:
     def in_process(self) -> bool:
         """Whether the runs go one after another in this process."""
         return self.workers == 1 and self.ray_address is None
+
+
+@dataclass(frozen=True)
+class FanOutArgs:
+    """The runners' flags for spreading independent runs (grid_search.py, benchmark.py)."""
+
+    workers: int = 1
+    """Runs at once: 1 = one after another in this process (Ray not imported); N > 1 = N Ray
+    tasks at a time on a local Ray instance (`pip install -e '.[ray]'`)."""
+    ray_address: str | None = None
+    """Run on an existing Ray cluster ('auto' or HOST:PORT) instead (README "Run on a
+    cluster")."""
+    threads: int | None = None
+    """CPU threads per run (default: this machine's CPUs / --workers with Ray, torch's own
+    in-process). Equal threads give identical numbers for any --workers."""
+
+    def fanout(self) -> FanOut:
+        """How the runs are spread; a bad --workers/--threads or a missing Ray is an error."""
+        fan = FanOut(self.workers, self.ray_address, self.threads)
+        if not fan.in_process:
+            try:
+                import ray  # noqa: F401
+            except ImportError:
+                raise ValueError(
+                    f"--workers {self.workers} needs Ray, which is not installed; fix: "
+                    "pip install -e '.[ray]', or use --workers 1"
+                ) from None
+        return fan
 
 
 _PREPARED: dict[str, Any] = {}
