@@ -208,6 +208,14 @@ def _load_grid(args: Args) -> tuple[list[dict], list[float]]:
                 f"--grid-from {path}: its {key}={config.get(key)!r} differs from this run's "
                 f"{mine!r}; fix: use the same {key} or run the grid again"
             )
+    # written before issue 13, when every adapter was trained by the loop
+    theirs, mine = config.get("adapter_trainer", "loop"), args.adapter_trainer
+    if theirs != mine:
+        raise ValueError(
+            f"--grid-from {path}: its adapters were trained with adapter_trainer={theirs!r}, "
+            f"this run's with {mine!r} (other adapters, another grid); fix: pass "
+            f"--adapter-trainer {theirs} or run the grid again"
+        )
     mine = args.mask_scope
     theirs = config.get("mask_scope", config.get("controller", {}).get("mask_scope"))
     if theirs != mine:

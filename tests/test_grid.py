@@ -160,3 +160,6 @@ def test_benchmark_runs_grid_and_agents_on_the_tiny_preset(
     assert reused["config"]["controller"]["train_steps"] == 20
     out3 = subprocess.run(agents_only("1", "d"), capture_output=True, text=True, env=env)
     assert out3.returncode == 2 and "its seeds=[0] differs" in out3.stderr
+    other_adapters = [*agents_only("0", "e"), "--adapter-trainer", "loop"]
+    out4 = subprocess.run(other_adapters, capture_output=True, text=True, env=env)
+    assert out4.returncode == 2 and "adapter_trainer='sft'" in out4.stderr
