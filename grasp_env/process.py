@@ -205,6 +205,18 @@ class LoraProcess:
         self.prune.commit(self.params, keep, self.optimizer)
         return self.sparsity()
 
+    def adapter_at(self, ratio: float) -> dict[str, Any]:
+        """The adapter pruned at `ratio` (committed now), keyed like `lora_state`: a copy.
+
+        The single-pass protocol continues this adapter at p* instead of training a fresh one
+        from the merge (`grasp_env.lm.pipeline.final_run(start=...)`).
+        """
+        from grasp_env.lm.adapters import lora_state
+
+        self.commit(ratio)
+        self.host.activate(self.name)
+        return lora_state(self.model)
+
     def train(self, k: int) -> list[float]:
         """`k` optimizer steps (batch as in the final-run recipe), committed mask enforced.
 

@@ -34,7 +34,7 @@ import json
 import resource
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -68,6 +68,11 @@ class Args(ExperimentArgs, FanOutArgs):
     """Controller-run knobs of every agent (the env's), e.g. --train-steps for the budget."""
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     """GRPO settings of the 'grpo' agent (its seed is each run's seed unless set)."""
+    protocol: str = "two-run"
+    """How an agent's learned ratio becomes the scored adapter: two-run (the paper: a fresh
+    final run from the merge at p*) or single-pass (the controller run's own adapter is
+    committed at p* and trained on for what the final run's step budget still needs, at least
+    one dev interval; its best dev checkpoint is scored)."""
     grid_from: Path | None = None
     """Reuse the grid of an earlier benchmark.json with the same preset, task, languages,
     model, merge form, seeds and ratios (e.g. to compare controller settings without paying
@@ -149,15 +154,25 @@ def _grid(points: list[dict]) -> dict:
     }
 
 
+PROTOCOLS = ("two-run", "single-pass")
+
+
 def _agent(prep, name: str, seed: int, args: Args) -> dict:
     t0 = time.perf_counter()
     env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
     result = run_episode(env, make_agent(name, env, seed=seed, grpo=args.grpo), seed)
+    lora, start = prep.cfg.final_lora, None
+    if args.protocol == "single-pass":
+        process = env.unwrapped.process
+        steps = max(lora.max_steps - process.steps_done, lora.eval_every)
+        start, lora = process.adapter_at(result.learned_ratio), replace(lora, max_steps=steps)
     env.close()
     controller_s = time.perf_counter() - t0
     maybe_fault("benchmark_agent")  # tests: a worker killed between the controller and final run
-    run = final_run(prep, result.learned_ratio, "merged")
+    run = final_run(prep, result.learned_ratio, "merged", lora=lora, start=start)
     return {
+        "protocol": args.protocol,
+        "final_steps": run.fit.steps,
         "ratio": result.learned_ratio,
         "learned_ratio_by_rule": result.learned_ratio_by_rule,
         "test": run.test,
@@ -282,6 +297,8 @@ def main(args: Args) -> int:
     unknown = [a for a in args.agents if a not in AGENTS]
     if unknown:
         raise ValueError(f"--agents {unknown} unknown; fix: use any of {sorted(AGENTS)}")
+    if args.protocol not in PROTOCOLS:
+        raise ValueError(f"--protocol {args.protocol!r}; fix: use one of {list(PROTOCOLS)}")
     if not args.seeds:
         raise ValueError("--seeds is empty; fix: give at least one seed")
     if not args.ratios or not all(0.0 <= r <= 1.0 for r in args.ratios):

@@ -396,19 +396,25 @@ def prepare(
     )
 
 
-def start_model(prep: Prepared, arm: str, name: str = "default") -> Any:
+def start_model(
+    prep: Prepared, arm: str, name: str = "default", state: dict[str, Any] | None = None
+) -> Any:
     """The one backbone with a fresh adapter `name` (active) holding the merge or the target.
 
     Every call re-creates the adapter from the prepared state, so a final run always starts
-    from the untouched merge; the backbone is shared, never copied (`AdapterHost`).
+    from the untouched merge; the backbone is shared, never copied (`AdapterHost`). `state`
+    (merged arm only: LoRA weights of the merge's shape, keyed like `lora_state`) starts it
+    from those weights instead: the single-pass protocol's controller adapter.
     """
     cfg = prep.cfg
+    if state is not None and arm != "merged":
+        raise ValueError(f"a start state for arm={arm!r}; fix: only the merged arm takes one")
     if arm == "merged":
         return attach_lora(
             prep.base,
             cfg.final_lora,
             cfg.seed,
-            prep.merged_state,
+            prep.merged_state if state is None else state,
             r=prep.merged_rank,
             lora_alpha=prep.merged_alpha,
             name=name,
@@ -455,17 +461,20 @@ def final_run(
     lora: LoraTrainConfig | None = None,
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     resume: dict[str, Any] | None = None,
+    start: dict[str, Any] | None = None,
 ) -> RunResult:
     """Fine-tune `arm`'s adapter on the target train split with pruning fixed at `ratio`.
 
     Ratio 0 is a plain fine-tune (no mask). The best dev checkpoint is scored on the test split
     (greedy decoding) and by its test answer NLL. `on_checkpoint` / `resume` make the
-    fine-tune crash-safe (see `grasp_env.lm.adapters.fit`).
+    fine-tune crash-safe (see `grasp_env.lm.adapters.fit`). `start` begins from those LoRA
+    weights instead of the merge (the single-pass protocol continues the controller's adapter:
+    `grasp_env.process.LoraProcess.adapter_at`).
     """
     cfg = prep.cfg
     lora = lora or cfg.final_lora
     t0 = time.perf_counter()
-    model = start_model(prep, arm)
+    model = start_model(prep, arm, state=start)
     prune = None
     if ratio > 0:
         importance = None

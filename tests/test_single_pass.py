@@ -1,0 +1,71 @@
+"""The single-pass protocol (issue 15): the controller run's adapter continues at p*."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_backbone_dir):
+    from grasp_env.lm.pipeline import PipelineConfig, prepare
+    from grasp_env.lm.presets import get_preset
+
+    return prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+
+
+def test_the_continued_adapter_is_the_controllers_pruned_at_pstar(prepared):
+    import torch
+
+    from grasp_env.env import GraspLoRAEnv
+    from grasp_env.lm.adapters import lora_state
+    from grasp_env.lm.pipeline import final_run, start_model
+
+    env = GraspLoRAEnv(prepared=prepared, train_steps=10, update_interval=5)
+    env.reset(seed=0)
+    for a in (-0.5, 0.0, 0.5):
+        env.step(np.array([a], dtype=np.float32))
+    process = env.unwrapped.process
+    state = process.adapter_at(0.5)
+    env.close()
+    merged = prepared.merged_state
+    assert set(state) == set(merged)
+    assert any(not torch.equal(state[k], merged[k]) for k in state)  # trained, not the merge
+    for tensor in state.values():  # committed at 0.5: floor(0.5 n) zeros per tensor
+        assert int((tensor == 0).sum()) >= tensor.numel() // 2
+
+    model = start_model(prepared, "merged", state=state)
+    got = lora_state(model)
+    assert all(torch.equal(got[k], state[k]) for k in state)
+
+    lora = replace(prepared.cfg.final_lora, max_steps=5)
+    run = final_run(prepared, 0.5, "merged", lora=lora, start=state)
+    assert run.fit.steps == 5 and np.isfinite(run.test_loss)
+    with pytest.raises(ValueError, match="only the merged arm"):
+        start_model(prepared, "target_only", state=state)
+
+
+def test_benchmark_single_pass_records_its_protocol_and_steps(
+    isolated_cache, tiny_backbone_dir, tmp_path
+):
+    env = {**os.environ, "GRASP_CACHE_DIR": str(isolated_cache)}
+    cmd = [sys.executable, str(ROOT / "runners" / "benchmark.py"), "--preset", "tiny"]
+    cmd += ["--agents", "grpo", "--seeds", "42", "--ratios", "0.2", "0.6", "--train-steps", "6"]
+    cmd += ["--update-interval", "3", "--out-dir", str(tmp_path), "--run-name", "sp"]
+    single = [*cmd, "--protocol", "single-pass"]
+    out = subprocess.run(single, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = json.loads((tmp_path / "sp" / "benchmark.json").read_text())["methods"]["grpo"]
+    record = run["per_seed"][0]
+    # the tiny final run takes 10 steps; the controller did 6: the continuation trains 4 at
+    # least one dev interval (eval_every 5) -> 5
+    assert record["protocol"] == "single-pass" and record["final_steps"] == 5
+    bad = subprocess.run([*cmd, "--protocol", "one-run"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "--protocol 'one-run'" in bad.stderr
