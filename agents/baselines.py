@@ -36,6 +36,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from grasp_env.atomic import atomic_file, atomic_write_text
 from grasp_env.runs.checkpoint import CheckpointError
 
 __all__ = ["SB3_ALGOS", "EpisodeRecorder", "FixedAgent", "OptunaAgent", "RandomAgent", "SB3Agent"]
@@ -225,7 +226,7 @@ class _Agent:
 
     def save(self, path: str | Path) -> None:
         """Nothing to save but the name (stateless baselines)."""
-        Path(path).write_text(json.dumps({"agent": self.name}))
+        atomic_write_text(path, json.dumps({"agent": self.name}))
 
     @classmethod
     def load(cls, path: str | Path, env: gym.Env) -> _Agent:
@@ -443,8 +444,12 @@ class SB3Agent(_Agent):
         return self
 
     def save(self, path: str | Path) -> None:
-        """SB3's own zip archive (a pickle: load it only from a run directory you wrote)."""
-        self.model.save(str(path))
+        """SB3's own zip archive (a pickle: load it only from a run directory you wrote).
+
+        Written aside and renamed into place: a kill mid-save leaves the previous archive.
+        """
+        with atomic_file(path) as tmp:
+            self.model.save(str(tmp))
 
     @classmethod
     def load(

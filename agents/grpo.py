@@ -26,6 +26,7 @@ from agents.grpo_math import (
     natural_update,
     reference_update,
 )
+from grasp_env.atomic import atomic_write_text
 
 __all__ = ["GRPOConfig", "GRPOController"]
 
@@ -263,7 +264,7 @@ class GRPOController:
     def save(self, path: str | Path) -> None:
         """Policy and config as JSON (no pickle)."""
         state = {"config": asdict(self.config), "mu": self.policy.mu, "sigma": self.policy.sigma}
-        Path(path).write_text(json.dumps(state, indent=2))
+        atomic_write_text(path, json.dumps(state, indent=2))
 
     @classmethod
     def load(cls, path: str | Path, env: Any) -> GRPOController:

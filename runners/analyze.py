@@ -14,6 +14,7 @@ from pathlib import Path
 import tyro
 
 from grasp_env.runs.cli import run_cli
+from grasp_env.runs.dirs import save_figure
 
 PANELS = (
     ("controller/committed_ratio", "committed ratio p"),
@@ -36,7 +37,12 @@ class Args:
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    """Tag -> [(step, value)] for every scalar tag in the run's event files."""
+    """Tag -> [(step, value)] for every scalar tag in the run's event files.
+
+    A run killed mid-write may end an events file in a torn record: TensorBoard's reader
+    checks each record's CRC, stops that file there and reads the next one (the resumed
+    run's), so such a run reads fine (tests/test_interrupted_writes.py).
+    """
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not run_dir.is_dir() or not list(run_dir.glob("events.out.tfevents.*")):
@@ -83,7 +89,7 @@ def main(args: Args) -> int:
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
+    save_figure(fig, args.out, dpi=100)  # atomic: a kill leaves the previous figure
     print("| run | rounds | final p | learned p* | mean reward | eval |")
     print("|---|---|---|---|---|---|")
     for name, scalars in runs.items():

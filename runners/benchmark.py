@@ -47,7 +47,7 @@ from grasp_env.lm.presets import get_preset
 from grasp_env.runs.checkpoint import maybe_fault
 from grasp_env.runs.cli import ExperimentArgs, check_before_work, run_cli
 from grasp_env.runs.controller import run_episode
-from grasp_env.runs.dirs import make_run_dir, write_json
+from grasp_env.runs.dirs import make_run_dir, save_figure, write_json
 from grasp_env.runs.fanout import FanOutArgs, prepared, run_all
 from grasp_env.runs.points import RunSpec, keep_prepared
 
@@ -288,7 +288,7 @@ def _plot(results: dict, metric: str, out: Path) -> None:
     )
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out, dpi=110)
 
 
 def main(args: Args) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 import tyro
 
 from grasp_env.runs.cli import run_cli
+from grasp_env.runs.dirs import save_figure
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def plot(runs: list[dict], metric: str, out: Path) -> None:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out, dpi=110)  # atomic: a kill leaves the previous plot, never half a PNG
 
 
 def main(args: Args) -> int:

@@ -8,6 +8,11 @@ Sections: parse config, seed, build (backbone, adapters, merge: cached), control
 GraspLoRA-v1, choose p*, final run at p*, evaluate on the target test split, save, close.
 Writes runs/<run-name>/: TensorBoard events, config.json, history.jsonl (one object per round),
 metrics.json and adapter/ (loadable with peft.PeftModel.from_pretrained).
+
+Every file is written so that a kill or a full disk leaves its previous complete version or
+none (`grasp_env.runs.dirs`): JSON and the agent archive by rename, adapter/ and merged/ as
+whole directories; history.jsonl and the TensorBoard files are appended, and a torn last
+record is dropped when they are read back. metrics.json, written last, marks the run done.
 """
 
 from __future__ import annotations
@@ -328,7 +333,7 @@ def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: d
         "controller_s": elapsed_before + time.perf_counter() - t1,
         "rounds_logged": recorder.rounds_logged,
     }
-    agent.save(run_dir / f"agent{agent.archive_suffix}")
+    agent.save(run_dir / f"agent{agent.archive_suffix}")  # atomic: every agent renames it in
     env.close()
     write_json(done_path, finished)
     by_rule = ", ".join(f"{k} {v:.4f}" for k, v in finished["learned_ratio_by_rule"].items())

@@ -48,6 +48,7 @@ def _grid(out, name, cache, *extra):
     return json.loads((out / name / "metrics.json").read_text())
 
 
+@pytest.mark.slow  # the benchmark test below compares grid points on 1 and 2 workers too
 def test_grid_gives_the_same_numbers_on_one_and_two_workers(
     isolated_cache, tiny_backbone_dir, tmp_path
 ):

@@ -173,7 +173,7 @@ def test_sigkill_from_outside_at_an_arbitrary_moment(isolated_cache, tiny_backbo
     "agent",
     [
         "sac",
-        "optuna",
+        pytest.param("optuna", marks=pytest.mark.slow),
         pytest.param("ppo", marks=pytest.mark.slow),
         pytest.param("random", marks=pytest.mark.slow),
     ],

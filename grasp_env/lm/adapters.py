@@ -19,15 +19,14 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grasp_env.atomic import atomic_dir, remove_litter
 from grasp_env.lm import dist
 from grasp_env.lm.backbone import cache_lock, cache_root, verify_manifest, write_manifest
 from grasp_env.lm.batches import EncodedSplit, evaluate_loss, model_device
@@ -468,7 +467,9 @@ def cached_adapter(
     """(LoRA state, info) from the cache, or from `train_fn` (then saved in PEFT format).
 
     `train_fn` returns (peft_model_with_best_state, info). The entry is written to a temporary
-    directory, hashed (MANIFEST.json) and renamed into place; a corrupted entry is rebuilt.
+    directory, hashed (MANIFEST.json) and swapped into place (`atomic_dir`): a kill or a full
+    disk while it is written leaves no entry (or the previous one), never a partial one that
+    a later run would load; a corrupted entry is rebuilt.
     """
     from safetensors.torch import load_file
 
@@ -487,37 +488,40 @@ def cached_adapter(
             return load_file(path / "adapter_model.safetensors"), info
         if problem != "absent" and dist.is_main():
             log(f"cached adapter {path} is corrupted ({problem}); retraining it")
-            shutil.rmtree(path)
         model, info = train_fn()  # every process trains (data parallel); the main one writes
         logs = info.pop("tensorboard_dir", None)
         if dist.is_main():
-            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-            try:
-                save_adapter(model, tmp)
+            remove_litter(path.parent, path.name)  # of killed writers (the lock is ours)
+            with atomic_dir(path) as tmp:
+                _write_adapter_files(model, tmp)
                 if logs is not None and Path(logs).is_dir():
                     shutil.move(logs, tmp / "tensorboard")  # the adapter's training curves
                 info_json = json.dumps({**info, "key": key_parts}, default=str)
                 (tmp / "train_info.json").write_text(info_json)
                 write_manifest(tmp)
-                os.replace(tmp, path)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+        if logs is not None:  # moved into the entry, or this process's own copy: not kept
+            shutil.rmtree(logs, ignore_errors=True)
         dist.wait_for_everyone()
     return load_file(path / "adapter_model.safetensors"), info
 
 
 def save_adapter(model: Any, directory: str | Path) -> None:
-    """Write the active adapter in PEFT's format at the root of `directory`.
+    """Write the active adapter in PEFT's format at the root of `directory`, atomically.
 
     `adapter_model.safetensors` + `adapter_config.json`, loadable with
     `PeftModel.from_pretrained(backbone, directory)` whatever the adapter's name on the host
-    (PEFT's own `save_pretrained` puts adapters not named 'default' in a subfolder).
+    (PEFT's own `save_pretrained` puts adapters not named 'default' in a subfolder). The two
+    files are written into a temporary sibling and swapped in together (`atomic_dir`): a
+    kill or a full disk never leaves new weights beside an old config, or half a file.
     """
+    with atomic_dir(directory) as tmp:
+        _write_adapter_files(model, tmp)
+
+
+def _write_adapter_files(model: Any, directory: Path) -> None:
+    """The two files of `save_adapter`, written straight into an existing `directory`."""
     from safetensors.torch import save_file
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in lora_state(model).items()}
     save_file(state, directory / "adapter_model.safetensors", metadata={"format": "pt"})
     model.peft_config[model.active_adapter].save_pretrained(str(directory))
@@ -551,7 +555,9 @@ def export_merged(model: Any, directory: str | Path, tokenizer: Any = None) -> N
     backbone's own. The result loads with `AutoModelForCausalLM.from_pretrained(directory)`.
 
     Under `--strategy fsdp` every process must call it: the sharded weights are gathered on
-    the main process's CPU (`dist.full_state_dict`), which alone merges and writes.
+    the main process's CPU (`dist.full_state_dict`), which alone merges and writes. The files
+    go to a temporary sibling swapped in whole (`atomic_dir`): a kill mid-export (gigabytes)
+    leaves the previous export or none, never one that loads with half its shards.
     """
     from peft.tuners.lora import LoraLayer
 
@@ -572,6 +578,12 @@ def export_merged(model: Any, directory: str | Path, tokenizer: Any = None) -> N
                 value = (value.float() + delta.float()).to(value.dtype)
             key = f"{module}.{leaf}"
         state[key] = value
+    with atomic_dir(directory) as tmp:  # a kill never leaves a half-exported model
+        _write_merged(base, state, tmp, tokenizer)
+
+
+def _write_merged(base: Any, state: dict[str, Any], directory: Path, tokenizer: Any) -> None:
+    """`export_merged`'s files (weights, config, tokenizer) into an existing `directory`."""
     if dist.is_sharded(base):
         # save_pretrained of a sharded model gathers (and writes) the model's own unmerged
         # weights, so the gathered, merged state is written with huggingface_hub's writer
@@ -580,7 +592,6 @@ def export_merged(model: Any, directory: str | Path, tokenizer: Any = None) -> N
 
         if getattr(base.config, "tie_word_embeddings", False):
             state.pop("lm_head.weight", None)  # tied again when the model loads
-        Path(directory).mkdir(parents=True, exist_ok=True)
         save_torch_state_dict(state, str(directory), max_shard_size="5GB")
         base.config.save_pretrained(str(directory))
         if getattr(base, "generation_config", None) is not None:

@@ -18,13 +18,12 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from grasp_env.atomic import atomic_dir, remove_litter
 from grasp_env.data.embedded import EmbeddedConfig, build_corpus
 
 __all__ = [
@@ -135,7 +134,11 @@ def _sha256(path: Path) -> str:
 
 
 def write_manifest(directory: Path) -> None:
-    """Record the sha256 of every file in `directory` (MANIFEST.json, written last)."""
+    """Record the sha256 of every file in `directory` (MANIFEST.json, written last).
+
+    Written into the entry's temporary directory before it is swapped in (`atomic_dir`): an
+    entry in place always has its manifest, so `verify_manifest` catches later damage.
+    """
     files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != "MANIFEST.json")
     manifest = {str(p.relative_to(directory)): _sha256(p) for p in files}
     (directory / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -320,9 +323,11 @@ def cache_lock(entry: Path) -> Any:
 def ensure_tiny_backbone(cfg: TinyBackboneConfig, progress: bool = True, log: Any = print) -> Path:
     """Path of a verified cache entry for `cfg`, building (or rebuilding) it if needed.
 
-    The build goes to a temporary directory beside the entry and is renamed into place only when
-    complete, so an interrupted build never leaves a half-written entry that looks valid; a lock
-    (`cache_lock`) makes concurrent processes build it once.
+    The build goes to a temporary directory beside the entry and is swapped into place only
+    when complete and hashed (`atomic_dir`), so an interrupted build never leaves a
+    half-written entry that looks valid, and a corrupted entry stays (and is reported again)
+    until its replacement is whole. A lock (`cache_lock`) makes concurrent processes build it
+    once; holding it, the builder also deletes what killed builders left (`remove_litter`).
     """
     path = tiny_backbone_path(cfg)
     if path.exists() and verify_manifest(path) is None:
@@ -333,15 +338,10 @@ def ensure_tiny_backbone(cfg: TinyBackboneConfig, progress: bool = True, log: An
             if problem is None:
                 return path
             log(f"cached backbone {path} is corrupted ({problem}); rebuilding it")
-            shutil.rmtree(path)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        try:
+        remove_litter(path.parent, path.name)
+        with atomic_dir(path) as tmp:
             info = build_tiny_backbone(cfg, tmp, progress=progress)
             write_manifest(tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     log(
         f"built tiny backbone in {info['build_seconds']:.0f} s: {info['parameters']:,} parameters, "
         f"held-out LM loss {info['heldout_loss_final']:.3f} -> {path}"

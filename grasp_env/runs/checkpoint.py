@@ -1,4 +1,4 @@
-"""Crash-safe checkpoints: atomic writes, safe loads and a fault-injection hook.
+"""Crash-safe checkpoints: atomic writes and safe loads.
 
 RNG capture lives in `grasp_env.seeding` (the LM side needs it below the run helpers).
 
@@ -6,22 +6,17 @@ A controller run on a real model takes hours; a SIGKILL must cost at most one ro
 checkpoint is written to a temporary file in the same directory and renamed into place, so a
 kill during the write leaves the previous checkpoint intact. Checkpoints hold only tensors and
 plain Python data and load with `torch.load(weights_only=True)`: no pickle code runs on load.
-
-`GRASP_FAULT=<point>:<n>` makes the process SIGKILL itself the n-th time it reaches the named
-point (`maybe_fault`). It exists so tests can kill a run at an exact, reproducible place; it
-is inert unless the variable is set. With `GRASP_FAULT_ONCE=<file>` as well, only the first
-process to get there dies (it creates the file first): a Ray task retried in a fresh worker
-then runs through, as after a real crash.
+`maybe_fault` (tests kill a run at an exact point) lives in `grasp_env.faults` and is
+re-exported here.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import tempfile
-from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from grasp_env.atomic import atomic_file
+from grasp_env.faults import maybe_fault
 
 __all__ = [
     "CheckpointError",
@@ -29,10 +24,6 @@ __all__ = [
     "maybe_fault",
     "save_checkpoint",
 ]
-
-FAULT_ENV = "GRASP_FAULT"
-FAULT_ONCE_ENV = "GRASP_FAULT_ONCE"
-_fault_counts: Counter[str] = Counter()
 
 
 class CheckpointError(ValueError):
@@ -51,14 +42,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], kind: str) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         torch.save({**state, "kind": kind, "version": CHECKPOINT_VERSION}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_checkpoint(path: str | Path, kind: str, keys: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -91,23 +76,3 @@ def load_checkpoint(path: str | Path, kind: str, keys: tuple[str, ...] = ()) -> 
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} lacks {missing}; {fix}")
     return state
-
-
-def maybe_fault(point: str) -> None:
-    """SIGKILL this process if GRASP_FAULT names `point` and this is its n-th arrival."""
-    spec = os.environ.get(FAULT_ENV)
-    if not spec:
-        return
-    name, _, count = spec.partition(":")
-    if name != point:
-        return
-    _fault_counts[point] += 1
-    if _fault_counts[point] != int(count or 1):
-        return
-    once = os.environ.get(FAULT_ONCE_ENV)
-    if once:
-        try:
-            Path(once).touch(exist_ok=False)
-        except FileExistsError:
-            return  # another process has died here already
-    os.kill(os.getpid(), signal.SIGKILL)

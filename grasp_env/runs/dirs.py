@@ -1,22 +1,49 @@
-"""Run directories shared by every runner: naming, refusing to overwrite, atomic JSON writes."""
+"""Run directories shared by every runner: naming, refusing to overwrite, atomic writes.
+
+Every file a run leaves is written so that a process killed at any moment (SIGKILL, OOM
+killer, a preempted node) or stopped by a full disk leaves either the previous complete
+version of the file or no file, never a torn one that a later run or `--resume` would trust:
+
+- files: `atomic_file` / `atomic_write_text` / `write_json` / `save_figure` write a hidden
+  temporary sibling and rename it over the target (one `os.replace`, atomic on a filesystem);
+- directories (adapter/, merged/, cache entries): `atomic_dir` fills a hidden temporary
+  sibling directory and swaps it into place;
+- append-only logs (history.jsonl, TensorBoard events) may end in a torn last record, which
+  their readers drop (`RoundLogger`).
+
+A killed writer leaves its hidden temporary (`.<name>.tmp-*`, `.<name>.old-*`) behind: nothing
+reads those names, and `remove_litter` deletes them once the directory is held again.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from grasp_env.atomic import (
+    atomic_dir,
+    atomic_file,
+    atomic_write_text,
+    remove_litter,
+    save_figure,
+)
+from grasp_env.faults import maybe_fault
 
 __all__ = [
     "RoundLogger",
     "RunDirError",
+    "atomic_dir",
+    "atomic_file",
+    "atomic_write_text",
     "check_out_dir",
     "check_run_name",
     "config_markdown",
     "hold_run_dir",
     "make_run_dir",
+    "remove_litter",
     "resume_run_dir",
+    "save_figure",
     "write_json",
 ]
 
@@ -106,6 +133,7 @@ def make_run_dir(out_dir: str | Path, run_name: str, overwrite: bool = False) ->
         )
     path.mkdir(parents=True, exist_ok=True)
     hold_run_dir(path)
+    remove_litter(path)
     return path
 
 
@@ -138,20 +166,13 @@ def resume_run_dir(out_dir: str | Path, run_name: str, config: dict[str, Any]) -
             "with another --run-name"
         )
     hold_run_dir(path)
+    remove_litter(path)
     return path
 
 
 def write_json(path: str | Path, data: Any) -> None:
-    """Write JSON atomically (temporary file in the same directory, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `data` as indented JSON, atomically (`atomic_write_text`)."""
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
 def config_markdown(config: dict[str, Any]) -> str:
@@ -181,6 +202,14 @@ class RoundLogger:
     `rewards/frac_reward_zero_std`, `controller/mu|sigma|committed_ratio|learned_ratio`,
     `env/baseline_loss`, `env/achieved_sparsity`, `losses/train` (per optimizer step), then
     `eval/*` once at the end.
+
+    Both logs are append-only, so a kill can tear their last record; neither is ever trusted
+    past the last round checkpoint. history.jsonl: a resumed run keeps the complete lines up to
+    the checkpoint's rounds and drops a torn last line (`_kept_history`), then rewrites the file
+    atomically. TensorBoard event files: every record carries its length and CRCs, and
+    TensorBoard's reader stops at a torn record and goes on with the next events file (the
+    resumed writer's), so a torn tail is tolerated by design and those files are not made
+    atomic (tests/test_interrupted_writes.py reads events files cut at every few bytes).
     """
 
     def __init__(
@@ -200,27 +229,39 @@ class RoundLogger:
         if resume_rounds is None:
             self.writer = SummaryWriter(log_dir=str(run_dir))
             self.writer.add_text("config", config_markdown(config), 0)
-            self.history_path.write_text("")
+            atomic_write_text(self.history_path, "")
             return
         kept = self._kept_history(resume_rounds)
         purge = int(kept[-1]["step"]) + 1 if kept else 1
         self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge)
-        tmp = self.history_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, default=float) + "\n" for r in kept))
-        os.replace(tmp, self.history_path)
+        text = "".join(json.dumps(r, default=float) + "\n" for r in kept)
+        atomic_write_text(self.history_path, text)
 
     def _kept_history(self, rounds: int) -> list[dict[str, Any]]:
+        """The first `rounds` records of history.jsonl; a torn last line is dropped.
+
+        A line cut by a kill (or a full disk) is the last one written and comes after the
+        checkpoint (rounds are logged before they are checkpointed), so reading stops there:
+        it may be cut inside a UTF-8 character or a JSON token, and a cut line never parses
+        as a whole record (a record ends with its closing brace).
+        """
         lines = []
-        if self.history_path.exists():
-            for line in self.history_path.read_text(encoding="utf-8").splitlines():
-                try:
-                    lines.append(json.loads(line))
-                except json.JSONDecodeError:
-                    break  # a line cut by the kill: it is after the checkpoint anyway
+        raw = self.history_path.read_bytes() if self.history_path.exists() else b""
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                break  # a line cut by the kill: it is after the checkpoint anyway
+            if not isinstance(record, dict):
+                break
+            lines.append(record)
         if len(lines) < rounds:
             raise ValueError(
-                f"{self.history_path} has {len(lines)} rounds but the checkpoint has {rounds}; "
-                "fix: the run directory was edited, rerun with --overwrite"
+                f"{self.history_path} has {len(lines)} complete rounds but the checkpoint has "
+                f"{rounds}; fix: the run directory was edited or truncated, rerun with "
+                "--overwrite"
             )
         return lines[:rounds]
 
@@ -246,8 +287,12 @@ class RoundLogger:
         first = int(record.get("first_step", step - len(record.get("train_losses", [])) + 1))
         for i, loss in enumerate(record.get("train_losses", [])):
             w.add_scalar("losses/train", float(loss), first + i)
-        with self.history_path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, default=float) + "\n")
+        line = (json.dumps(record, default=float) + "\n").encode("utf-8")
+        with self.history_path.open("ab") as fh:  # a torn tail is dropped on resume
+            fh.write(line[: len(line) // 2])
+            fh.flush()
+            maybe_fault("history-append")  # tests: a kill with half of the line written
+            fh.write(line[len(line) // 2 :])
         self.writer.flush()  # the round checkpoint follows: nothing before it may be lost
 
     def final(self, metrics: dict[str, float], hparams: dict[str, Any], step: int) -> None:
