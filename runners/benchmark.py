@@ -92,7 +92,11 @@ GRID_KEYS = (
     "ratios",
     "final_importance",
     "final_rebuild_every",
+    "decode_batch_size",
+    "decode_order",
 )
+GRID_KEY_DEFAULTS = {"decode_batch_size": 16, "decode_order": "given"}
+"""What a benchmark.json written before a key existed ran with."""
 
 
 def _peak_rss_mb() -> float:
@@ -218,9 +222,10 @@ def _load_grid(args: Args) -> tuple[list[dict], list[float]]:
     ours = asdict(args)
     for key in GRID_KEYS:
         mine = list(ours[key]) if isinstance(ours[key], tuple) else ours[key]
-        if config.get(key) != mine:
+        theirs = config.get(key, GRID_KEY_DEFAULTS.get(key))
+        if theirs != mine:
             raise ValueError(
-                f"--grid-from {path}: its {key}={config.get(key)!r} differs from this run's "
+                f"--grid-from {path}: its {key}={theirs!r} differs from this run's "
                 f"{mine!r}; fix: use the same {key} or run the grid again"
             )
     # written before issue 13, when every adapter was trained by the loop

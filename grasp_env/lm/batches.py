@@ -133,13 +133,23 @@ def generate(
     max_length: int,
     max_new_tokens: int,
     batch_size: int = 16,
+    by_length: bool = False,
 ) -> list[str]:
-    """Greedy completions of the prompts of `rows` (left-padded batches), stopped at EOS."""
+    """Greedy completions of the prompts of `rows` (left-padded batches), stopped at EOS.
+
+    `by_length` decodes the prompts longest first (the results come back in the given
+    order): a batch then holds prompts of similar length, so less padding is computed. A
+    batch stops when every one of its rows has produced EOS (transformers' default).
+    """
     import torch
 
     share = -(-len(rows) // dist.process_count())  # contiguous blocks, gathered in order
     mine = rows[dist.rank() * share : (dist.rank() + 1) * share]
     prompts = [tokenize_row(tokenizer, r, task, lang, max_length, with_target=False) for r in mine]
+    order = list(range(len(prompts)))
+    if by_length:
+        order.sort(key=lambda i: -len(prompts[i]["input_ids"]))
+        prompts = [prompts[i] for i in order]
     # Under FSDP every forward is a collective: every process runs as many batches (a shorter
     # share decodes a dummy prompt it throws away) and steps in lockstep (synced_gpus).
     lockstep = dist.is_sharded(model)
@@ -178,7 +188,10 @@ def generate(
                 out.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     if was_training:
         model.train()
-    return dist.gather_in_order(out)
+    given = [""] * len(out)
+    for position, i in enumerate(order):
+        given[i] = out[position]
+    return dist.gather_in_order(given)
 
 
 def reference_texts(rows: list[dict[str, Any]], task: str, lang: str) -> list[str]:

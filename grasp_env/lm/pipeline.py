@@ -61,6 +61,9 @@ _TRAINING = "default"
 trainer's best-checkpoint reload expects PEFT's default adapter at the checkpoint's root)."""
 
 
+DECODE_ORDERS = ("given", "length")
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """One experiment: task, languages, seed and the adapter recipes."""
@@ -125,6 +128,11 @@ class PipelineConfig:
     bertscore_model: str | None = None
     """Local encoder directory for BERTScore F1 (e.g. .../bert-base-multilingual-cased); None:
     not computed."""
+    decode_batch_size: int = 16
+    """Test prompts per greedy-decoding batch."""
+    decode_order: str = "given"
+    """'given' (the split's order) or 'length' (longest prompt first, so a batch pads less;
+    predictions come back in the split's order)."""
 
     def __post_init__(self) -> None:
         """Fail before any work on a value that would only break minutes later."""
@@ -133,6 +141,16 @@ class PipelineConfig:
         from grasp_env.lm.pruning import SCOPES
 
         check_names(self.device, self.dtype)
+        if self.decode_batch_size < 1:
+            raise ValueError(
+                f"decode_batch_size={self.decode_batch_size}; fix: use 1 or more "
+                "(--decode-batch-size)"
+            )
+        if self.decode_order not in DECODE_ORDERS:
+            raise ValueError(
+                f"decode_order={self.decode_order!r}; fix: use one of {list(DECODE_ORDERS)} "
+                "(--decode-order)"
+            )
         for name, allowed in (
             ("task", TASKS),
             ("merge_form", MERGE_FORMS),
@@ -442,6 +460,8 @@ def score(
         cfg.target,
         preset.max_length,
         preset.max_new_tokens[cfg.task],
+        batch_size=cfg.decode_batch_size,
+        by_length=cfg.decode_order == "length",
     )
     if predictions is not None:
         predictions.extend(preds)

@@ -75,6 +75,11 @@ class ExperimentArgs:
     10: the default K, at least as often as the controller run rebuilds its committed mask
     (on every round whose commit moves p), so the final run prunes the way the probes
     measured; the reference's input-aware allocator: 1)."""
+    decode_batch_size: int = 16
+    """Test prompts per greedy-decoding batch (grid and GRASP alike)."""
+    decode_order: str = "given"
+    """Test decoding order: given (the split's) or length (longest prompt first: batches pad
+    less; predictions are returned in the split's order)."""
     out_dir: Path = Path("runs")
     """Parent directory of run directories."""
     run_name: str | None = None
@@ -129,6 +134,8 @@ class ExperimentArgs:
             mask_scope=self.mask_scope,
             final_importance=self.final_importance,
             final_rebuild_every=self.final_rebuild_every,
+            decode_batch_size=self.decode_batch_size,
+            decode_order=self.decode_order,
             **extra,
         )
 

@@ -1,0 +1,132 @@
+"""Issue 15's lever tables: time per phase, both speedups (dev-select first) and paired quality.
+
+    .venv/bin/python scripts/speed_report.py docs/results/speed/qa-en-ar \
+        docs/results/speed/qa-en-ar-single ... --plot docs/img/speed-levers-qa-en-ar.png
+
+The first directory is the reference (the paper protocol with its own grid); every other one
+is a lever run with --grid-from that grid. One row per run, for the 'grpo' agent: the ratio per
+seed; the wall seconds of its controller run, of its final run (or continuation) without test
+decoding, and of test decoding; the speedup over the grid under the dev-select and all-scored
+accountings; the paired difference of the headline test metric (EM for QA, ROUGE-L for
+summarisation) to the grid's dev-selected point and to the reference, mean +- std over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+
+def _load(directory: Path) -> dict:
+    return json.loads((directory / "benchmark.json").read_text())
+
+
+def _paired(a: list[float], b: list[float]) -> tuple[float, float]:
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    return statistics.mean(diffs), statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+
+
+def rows(dirs: list[Path], agent: str = "grpo") -> tuple[str, list[dict]]:
+    """The metric name and one record per run directory (the first is the reference)."""
+    ref = _load(dirs[0])
+    metric = "em" if ref["config"]["task"] == "qa" else "rouge_l"
+    grid = [r["test"][metric] for r in ref["methods"]["grid"]["per_seed"]]
+    ref_q = [r["test"][metric] for r in ref["methods"][agent]["per_seed"]]
+    out = []
+    for d in dirs:
+        bench = _load(d)
+        res = bench["methods"][agent]
+        per_seed = res["per_seed"]
+        q = [r["test"][metric] for r in per_seed]
+        out.append(
+            {
+                "name": d.name,
+                "ratios": [r["ratio"] for r in per_seed],
+                "quality": res["test"][metric],
+                "controller_s": statistics.mean(r["controller_s"] for r in per_seed),
+                "final_train_s": statistics.mean(r["final_train_s"] for r in per_seed),
+                "decode_s": statistics.mean(r["final_eval_s"] for r in per_seed),
+                "seconds": res["seconds"][0],
+                "select": res["speedup_vs_grid_select"],
+                "all": res["speedup_vs_grid"],
+                "vs_grid": _paired(q, grid),
+                "vs_ref": _paired(q, ref_q),
+                "rounds": [r["rounds"] for r in per_seed],
+            }
+        )
+    return metric, out
+
+
+def table(metric: str, records: list[dict]) -> str:
+    """Markdown: dev-select first, then all scored; paired differences mean +- std."""
+    lines = [
+        f"| run | p* per seed | rounds | controller s | final/continuation s | decoding s | "
+        f"total s | speedup dev-select | speedup all scored | test {metric} | paired vs grid "
+        "| paired vs paper protocol |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        ratios = ", ".join(f"{x:.2f}" for x in r["ratios"])
+        rounds = ", ".join(str(x) for x in r["rounds"])
+        lines.append(
+            f"| {r['name']} | {ratios} | {rounds} | {r['controller_s']:.1f} | "
+            f"{r['final_train_s']:.1f} | {r['decode_s']:.1f} | {r['seconds']:.1f} | "
+            f"{r['select']:.2f}x | {r['all']:.2f}x | {r['quality'][0]:.2f} +- "
+            f"{r['quality'][1]:.2f} | {r['vs_grid'][0]:+.2f} +- {r['vs_grid'][1]:.2f} | "
+            f"{r['vs_ref'][0]:+.2f} +- {r['vs_ref'][1]:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(metric: str, records: list[dict], out: Path) -> None:
+    """Stacked seconds per phase per run, and the paired quality difference to the grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from grasp_env.runs.dirs import save_figure
+
+    names = [r["name"] for r in records]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 2), sharey=True)
+    left = [0.0] * len(names)
+    for key, label in (
+        ("controller_s", "controller"),
+        ("final_train_s", "final / continuation"),
+        ("decode_s", "test decoding"),
+    ):
+        values = [r[key] for r in records]
+        ax1.barh(names, values, left=left, label=label)
+        left = [a + b for a, b in zip(left, values, strict=True)]
+    for i, r in enumerate(records):
+        ax1.text(left[i], i, f" {r['select']:.1f}x / {r['all']:.1f}x", va="center", fontsize=8)
+    ax1.set(xlabel="seconds per seed (speedup dev-select / all scored)")
+    ax1.invert_yaxis()
+    ax1.legend(loc="lower right", fontsize=8)
+    means = [r["vs_grid"][0] for r in records]
+    stds = [r["vs_grid"][1] for r in records]
+    ax2.errorbar(means, names, xerr=stds, fmt="o", capsize=3)
+    ax2.axvline(0, color="grey", lw=0.8)
+    ax2.set(xlabel=f"test {metric}: GRASP - grid's selected point (mean +- std over seeds)")
+    fig.tight_layout()
+    save_figure(fig, out, dpi=110)
+
+
+def main() -> int:
+    """Print the table; draw the figure when asked."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", type=Path)
+    parser.add_argument("--agent", default="grpo")
+    parser.add_argument("--plot", type=Path, default=None)
+    args = parser.parse_args()
+    metric, records = rows(args.dirs, args.agent)
+    print(table(metric, records))
+    if args.plot:
+        plot(metric, records, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
