@@ -34,7 +34,7 @@ import json
 import resource
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -50,10 +50,11 @@ from grasp_env.runs.controller import run_episode
 from grasp_env.runs.dirs import make_run_dir, save_figure, write_json
 from grasp_env.runs.fanout import FanOutArgs, prepared, run_all
 from grasp_env.runs.points import RunSpec, keep_prepared
+from grasp_env.runs.protocol import ProtocolArgs, start_of
 
 
 @dataclass(frozen=True)
-class Args(ExperimentArgs, FanOutArgs):
+class Args(ExperimentArgs, FanOutArgs, ProtocolArgs):
     """Grid search against controller agents: quality, ratio and wall time."""
 
     agents: tuple[str, ...] = ("grpo",)
@@ -68,11 +69,6 @@ class Args(ExperimentArgs, FanOutArgs):
     """Controller-run knobs of every agent (the env's), e.g. --train-steps for the budget."""
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     """GRPO settings of the 'grpo' agent (its seed is each run's seed unless set)."""
-    protocol: str = "two-run"
-    """How an agent's learned ratio becomes the scored adapter: two-run (the paper: a fresh
-    final run from the merge at p*) or single-pass (the controller run's own adapter is
-    committed at p* and trained on for what the final run's step budget still needs, at least
-    one dev interval; its best dev checkpoint is scored)."""
     grid_from: Path | None = None
     """Reuse the grid of an earlier benchmark.json with the same preset, task, languages,
     model, merge form, seeds and ratios (e.g. to compare controller settings without paying
@@ -158,18 +154,14 @@ def _grid(points: list[dict]) -> dict:
     }
 
 
-PROTOCOLS = ("two-run", "single-pass")
-
-
 def _agent(prep, name: str, seed: int, args: Args) -> dict:
     t0 = time.perf_counter()
     env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
     result = run_episode(env, make_agent(name, env, seed=seed, grpo=args.grpo), seed)
-    lora, start = prep.cfg.final_lora, None
-    if args.protocol == "single-pass":
-        process = env.unwrapped.process
-        steps = max(lora.max_steps - process.steps_done, lora.eval_every)
-        start, lora = process.adapter_at(result.learned_ratio), replace(lora, max_steps=steps)
+    process = env.unwrapped.process if result.rounds else None
+    lora, start = start_of(
+        args.protocol, process, result.learned_ratio, prep.cfg.final_lora, args.continue_steps
+    )
     env.close()
     controller_s = time.perf_counter() - t0
     maybe_fault("benchmark_agent")  # tests: a worker killed between the controller and final run
@@ -302,8 +294,7 @@ def main(args: Args) -> int:
     unknown = [a for a in args.agents if a not in AGENTS]
     if unknown:
         raise ValueError(f"--agents {unknown} unknown; fix: use any of {sorted(AGENTS)}")
-    if args.protocol not in PROTOCOLS:
-        raise ValueError(f"--protocol {args.protocol!r}; fix: use one of {list(PROTOCOLS)}")
+    args.check_protocol()
     if not args.seeds:
         raise ValueError("--seeds is empty; fix: give at least one seed")
     if not args.ratios or not all(0.0 <= r <= 1.0 for r in args.ratios):

@@ -43,10 +43,11 @@ from grasp_env.runs.checkpoint import (
 from grasp_env.runs.cli import ExperimentArgs, check_before_work, run_cli
 from grasp_env.runs.controller import RoundCheckpointer, RoundRecorder, resumable, run_episode
 from grasp_env.runs.dirs import RoundLogger, make_run_dir, resume_run_dir, write_json
+from grasp_env.runs.protocol import ProtocolArgs, start_of
 
 
 @dataclass(frozen=True)
-class Args(ExperimentArgs):
+class Args(ExperimentArgs, ProtocolArgs):
     """Learn the prune ratio of a merged cross-lingual LoRA online, then prune at it."""
 
     agent: str = "grpo"
@@ -102,7 +103,8 @@ def main(args: Args) -> int:
 
     # final run at p*, then save
     t2 = time.perf_counter()
-    run, resumed_s = _final_stage(args, prep, ckpt_dir, finished["learned_ratio"])
+    pstar, rounds = finished["learned_ratio"], finished["rounds"]
+    run, resumed_s = _final_stage(args, prep, ckpt_dir, pstar, rounds)
     adapter = _save_adapter(args, prep, run, run_dir)
     final_s = time.perf_counter() - t2 + resumed_s
     timings = {"prepare_s": t_prep, **prep.timings, "controller_s": finished["controller_s"]}
@@ -121,8 +123,23 @@ def main(args: Args) -> int:
     return 0
 
 
-def _final_stage(args: Args, prep, ckpt_dir: Path, pstar: float):
-    """The final run at p*, checkpointed after every dev evaluation; (run, resumed seconds)."""
+def _final_stage(args: Args, prep, ckpt_dir: Path, pstar: float, rounds: int):
+    """The final run at p*, checkpointed after every dev evaluation; (run, resumed seconds).
+
+    Under --protocol single-pass it continues the controller run's adapter, which the
+    controller stage left in checkpoint/start.pt (`grasp_env.runs.protocol`).
+    """
+    lora, start = prep.cfg.final_lora, None
+    start_ckpt = ckpt_dir / "start.pt"
+    if args.protocol == "single-pass" and rounds > 0:
+        if not start_ckpt.is_file():
+            raise CheckpointError(
+                f"{start_ckpt} is missing: --protocol single-pass continues the controller run's "
+                "adapter, saved there when the controller stage ended; fix: delete controller.json "
+                "to rerun the controller stage, or rerun with --overwrite"
+            )
+        saved = load_checkpoint(start_ckpt, "start", ("state", "max_steps"))
+        lora, start = replace(lora, max_steps=int(saved["max_steps"])), saved["state"]
     final_ckpt = ckpt_dir / "final.pt"
     resume = None
     if args.resume and final_ckpt.is_file():
@@ -143,8 +160,10 @@ def _final_stage(args: Args, prep, ckpt_dir: Path, pstar: float):
         "merged",
         progress=True,
         keep_model=True,
+        lora=lora,
         on_checkpoint=on_final_checkpoint,
         resume=resume,
+        start=start,
     )
     return run, (resume["seconds"] if resume else 0.0)
 
@@ -179,6 +198,8 @@ def _write_results(args, preset, prep, run_dir, config, finished, run, adapter, 
         "strategy": args.strategy if dist.process_count() > 1 else "single",
         "rounds": finished["rounds"],
         "termination": finished.get("termination", ""),
+        "protocol": args.protocol,
+        "final_steps": run.fit.steps,
         "resumed": bool(args.resume),
         "timings": timings,
     }
@@ -269,6 +290,7 @@ def _check_before_any_work(args: Args, preset) -> None:
             f"--grpo.num-generations {args.grpo.num_generations} differs from --group-size "
             f"{ctrl.group_size}; fix: make them equal (one policy update per round)"
         )
+    args.check_protocol()
     check_before_work(args, preset, ctrl)
 
 
@@ -334,6 +356,13 @@ def _controller_stage(args: Args, prep, run_dir: Path, ckpt_dir: Path, config: d
         "rounds_logged": recorder.rounds_logged,
     }
     agent.save(run_dir / f"agent{agent.archive_suffix}")  # atomic: every agent renames it in
+    process = env.unwrapped.process if result.rounds else None
+    lora, start = start_of(
+        args.protocol, process, result.learned_ratio, prep.cfg.final_lora, args.continue_steps
+    )
+    if start is not None:  # single-pass: the final stage continues this adapter, even on resume
+        saved = {"state": start, "max_steps": lora.max_steps}
+        save_checkpoint(ckpt_dir / "start.pt", saved, "start")
     env.close()
     write_json(done_path, finished)
     by_rule = ", ".join(f"{k} {v:.4f}" for k, v in finished["learned_ratio_by_rule"].items())

@@ -116,6 +116,15 @@ CASES = {
     "output dir under a file": (["--out-dir", "{d}/notes.txt/runs"], "is a file, not a directory"),
     "data file not UTF-8": (["--target-data", "{d}/cp1256.jsonl"], "not UTF-8"),
     "output dir not writable": (["--out-dir", "/sys/grasp-runs"], "cannot write '/sys/grasp-runs'"),
+    # issue 15's settings
+    "unknown protocol": (["--protocol", "one-run"], "--protocol 'one-run' is unknown"),
+    "continuation of zero steps": (
+        ["--protocol", "single-pass", "--continue-steps", "0"],
+        "--continue-steps 0",
+    ),
+    "continuation without single pass": (["--continue-steps", "20"], "--protocol two-run"),
+    "decoding batch of zero": (["--decode-batch-size", "0"], "decode_batch_size=0"),
+    "unknown decoding order": (["--decode-order", "random"], "decode_order='random'"),
 }
 
 

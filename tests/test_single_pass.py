@@ -68,4 +68,29 @@ def test_benchmark_single_pass_records_its_protocol_and_steps(
     # least one dev interval (eval_every 5) -> 5
     assert record["protocol"] == "single-pass" and record["final_steps"] == 5
     bad = subprocess.run([*cmd, "--protocol", "one-run"], capture_output=True, text=True, env=env)
-    assert bad.returncode == 2 and "--protocol 'one-run'" in bad.stderr
+    assert bad.returncode == 2 and "--protocol 'one-run' is unknown" in bad.stderr
+
+
+def test_main_job_single_pass_resumes_to_the_same_result(
+    isolated_cache, tiny_backbone_dir, tmp_path
+):
+    """Killed in its continuation, a single-pass run resumes from start.pt and final.pt."""
+    env = {**os.environ, "GRASP_CACHE_DIR": str(isolated_cache)}
+    env.pop("GRASP_FAULT", None)
+    cmd = [sys.executable, str(ROOT / "runners" / "train_agent.py"), "--preset", "tiny"]
+    cmd += ["--train-steps", "6", "--update-interval", "3", "--protocol", "single-pass"]
+    cmd += ["--continue-steps", "10"]  # two dev evaluations: a checkpoint after the first
+    cmd += ["--out-dir", str(tmp_path), "--run-name"]
+    whole = subprocess.run([*cmd, "whole"], capture_output=True, text=True, env=env)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    faulty = {**env, "GRASP_FAULT": "final_checkpoint:1"}
+    killed = subprocess.run([*cmd, "k"], capture_output=True, text=True, env=faulty)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert (tmp_path / "k" / "checkpoint" / "start.pt").is_file()
+    resumed = subprocess.run([*cmd, "k", "--resume"], capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    ref = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    got = json.loads((tmp_path / "k" / "metrics.json").read_text())
+    assert ref["protocol"] == "single-pass" and ref["final_steps"] == 10
+    keys = ("learned_ratio", "test", "test_loss", "dev_loss", "final_steps")
+    assert {k: got[k] for k in keys} == {k: ref[k] for k in keys}
