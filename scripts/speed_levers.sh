@@ -13,6 +13,7 @@
 # run whose benchmark.json exists is skipped. Run it alone (2 cores).
 #
 #   bash scripts/speed_levers.sh [OUT_DIR] [PAIR ...]   # PAIR: qa-ar qa-zh summarization-ar ...
+#   LOGITS=1 bash scripts/speed_levers.sh               # then the logits lever (see the end)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-docs/results/speed}
@@ -55,4 +56,18 @@ for pair in "${PAIRS[@]}"; do
     "${single[@]}"
   run "$base-decode-fast-single-c25" "${grid[@]}" "${decode[@]}" "${from[@]}" "${fast[@]}" \
     "${single[@]}" --continue-steps 25
+  run "$base-decode-single" "${grid[@]}" "${decode[@]}" "${from[@]}" "${single[@]}"
 done
+# Logits at the target positions only (answer_loss, after commit "logits_to_keep"): it
+# changes every run's training and evaluation cost, so the grid is run again with it.
+if [ "${LOGITS:-0}" = 1 ]; then
+  for pair in ${LOGITS_PAIRS:-qa-ar summarization-ar}; do
+    task=${pair%-*}; target=${pair#*-}; base="$task-en-$target"
+    grid=(--task "$task" --target "$target" --agents grpo)
+    decode=(--decode-batch-size 64 --decode-order length)
+    run "$base-logits" "${grid[@]}" "${decode[@]}"
+    run "$base-logits-fast-single" "${grid[@]}" "${decode[@]}" \
+      --grid-from "$OUT/$base-logits/benchmark.json" --train-steps 60 --micro-dev-size 8 \
+      --protocol single-pass
+  done
+fi

@@ -90,12 +90,12 @@ def plot(metric: str, records: list[dict], out: Path) -> None:
     from grasp_env.runs.dirs import save_figure
 
     names = [r["name"] for r in records]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 2), sharey=True)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 0.5 * len(names) + 2.5), sharey=True)
     left = [0.0] * len(names)
     for key, label in (
         ("controller_s", "controller"),
         ("final_train_s", "final / continuation"),
-        ("decode_s", "test decoding"),
+        ("decode_s", "test scoring (NLL + decoding)"),
     ):
         values = [r[key] for r in records]
         ax1.barh(names, values, left=left, label=label)
@@ -103,8 +103,9 @@ def plot(metric: str, records: list[dict], out: Path) -> None:
     for i, r in enumerate(records):
         ax1.text(left[i], i, f" {r['select']:.1f}x / {r['all']:.1f}x", va="center", fontsize=8)
     ax1.set(xlabel="seconds per seed (speedup dev-select / all scored)")
+    ax1.set_xlim(0, max(left) * 1.3)
     ax1.invert_yaxis()
-    ax1.legend(loc="lower right", fontsize=8)
+    ax1.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8)
     means = [r["vs_grid"][0] for r in records]
     stds = [r["vs_grid"][1] for r in records]
     ax2.errorbar(means, names, xerr=stds, fmt="o", capsize=3)

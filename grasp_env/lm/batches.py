@@ -72,7 +72,14 @@ def collate(encodings: list[dict[str, Any]], pad_id: int, device: Any = None) ->
 
 
 def answer_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> Any:
-    """Cross-entropy over target tokens only.
+    """Cross-entropy over target tokens only, with logits computed only where a target is.
+
+    The LM head runs only at the positions whose next token is a target in some row of the
+    batch (transformers' `logits_to_keep` with an index tensor), not at every prompt token:
+    the answer is a few tokens of a long prompt, so this skips most of the head's work and
+    memory (at Llama-3's 128k vocabulary the full logits of one 1,024-token row are 512 MB in
+    float32). The loss is the same up to float rounding (tests/test_batches.py). Models whose
+    forward lacks `logits_to_keep` get the full logits.
 
     Args:
         model: A causal LM.
@@ -82,15 +89,36 @@ def answer_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> A
     """
     import torch.nn.functional as F
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    shift_logits = logits[:, :-1].float()
     shift_labels = batch["labels"][:, 1:]
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if _keeps_logits(model):
+        keep = (shift_labels != IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)
+        if keep.numel() == 0:  # no target at all: one position, every label ignored
+            keep = keep.new_zeros(1)
+        logits = model(**inputs, logits_to_keep=keep).logits.float()
+        shift_labels = shift_labels[:, keep]
+    else:
+        logits = model(**inputs).logits[:, :-1].float()
     return F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.size(-1)),
+        logits.reshape(-1, logits.size(-1)),
         shift_labels.reshape(-1),
         ignore_index=IGNORE_INDEX,
         reduction=reduction,
     )
+
+
+_KEEPS_LOGITS: dict[type, bool] = {}
+
+
+def _keeps_logits(model: Any) -> bool:
+    """Whether the (PEFT-wrapped) model's forward takes `logits_to_keep` (cached per class)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cls = type(base)
+    if cls not in _KEEPS_LOGITS:
+        _KEEPS_LOGITS[cls] = "logits_to_keep" in inspect.signature(base.forward).parameters
+    return _KEEPS_LOGITS[cls]
 
 
 def evaluate_loss(model: Any, split: EncodedSplit, pad_id: int, batch_size: int = 16) -> float:
