@@ -110,7 +110,7 @@ def plot(metric: str, records: list[dict], out: Path) -> None:
     stds = [r["vs_grid"][1] for r in records]
     ax2.errorbar(means, names, xerr=stds, fmt="o", capsize=3)
     ax2.axvline(0, color="grey", lw=0.8)
-    ax2.set(xlabel=f"test {metric}: GRASP - grid's selected point (mean +- std over seeds)")
+    ax2.set(xlabel=f"test {metric}: GRASP - grid (mean +- std, seeds)")
     fig.tight_layout()
     save_figure(fig, out, dpi=110)
 
