@@ -34,18 +34,23 @@ def test_one_worker_does_not_import_ray():
     assert proc.stdout.strip() == "ok", proc.stderr
 
 
-def _grid(out, name, cache, *extra):
-    env = {**os.environ, "GRASP_CACHE_DIR": str(cache)}
-    args = ["--preset", "tiny", "--ratios", "0.2", "0.6", "--out-dir", str(out), "--run-name"]
+def _runner(script: str, args: list[str], env: dict[str, str], written: Path) -> dict:
+    """Run runners/<script> with `args`; the JSON file it wrote at `written`."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "runners" / "grid_search.py"), *args, name, *extra],
+        [sys.executable, str(ROOT / "runners" / script), *args],
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((out / name / "metrics.json").read_text())
+    return json.loads(written.read_text())
+
+
+def _grid(out, name, cache, *extra):
+    env = {**os.environ, "GRASP_CACHE_DIR": str(cache)}
+    args = ["--preset", "tiny", "--ratios", "0.2", "0.6", "--out-dir", str(out), "--run-name"]
+    return _runner("grid_search.py", [*args, name, *extra], env, out / name / "metrics.json")
 
 
 @pytest.mark.slow  # the benchmark test below compares grid points on 1 and 2 workers too
@@ -83,15 +88,7 @@ def _benchmark(out, name, cache, *extra, fault_once=None):
         env.update(GRASP_FAULT="benchmark_agent:1", GRASP_FAULT_ONCE=str(fault_once))
     args = ["--preset", "tiny", "--agents", "grpo", "random", "--seeds", "0", "1"]
     args += ["--ratios", "0.2", "0.6", "--out-dir", str(out), "--run-name", name, "--threads", "1"]
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "runners" / "benchmark.py"), *args, *extra],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((out / name / "benchmark.json").read_text())
+    return _runner("benchmark.py", [*args, *extra], env, out / name / "benchmark.json")
 
 
 def _numbers(bench: dict) -> dict:
