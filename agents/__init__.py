@@ -43,13 +43,40 @@ AGENTS: dict[str, Callable[..., Any]] = {
 """Agent name -> factory(env, seed=..., grpo=..., fixed_ratio=...)."""
 
 
+GROUP_PROBING: frozenset[str] = frozenset({"grpo", "grpo-paper"})
+"""Agents that draw a round's candidates before the first reward (`--probe-batch group`)."""
+
+
+def check_probe_batch(names: list[str] | tuple[str, ...], probe_batch: str) -> None:
+    """Refuse `--probe-batch group` for agents that cannot announce a round's candidates.
+
+    The SB3 agents, random search and Optuna choose each candidate after the last reward, so
+    nothing could be batched: the flag would do nothing, silently.
+    """
+    others = [n for n in names if n not in GROUP_PROBING]
+    if probe_batch == "group" and others:
+        raise ValueError(
+            f"--probe-batch group with agent(s) {others}: they choose each candidate after the "
+            f"last reward, so a round's candidates are never known together; fix: use "
+            f"--probe-batch single with them (group probing serves {sorted(GROUP_PROBING)})"
+        )
+
+
 def make_agent(name: str, env: Any, **kwargs: Any) -> Any:
     """Build the agent called `name`, or fail naming the known ones."""
     try:
         factory = AGENTS[name]
     except KeyError:
         raise ValueError(f"agent={name!r} is unknown; fix: use one of {sorted(AGENTS)}") from None
+    check_probe_batch([name], env.unwrapped.config.probe_batch)
     return factory(env, **kwargs)
 
 
-__all__ = ["AGENTS", "GRPOConfig", "GRPOController", "make_agent"]
+__all__ = [
+    "AGENTS",
+    "GROUP_PROBING",
+    "GRPOConfig",
+    "GRPOController",
+    "check_probe_batch",
+    "make_agent",
+]

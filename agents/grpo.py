@@ -230,8 +230,15 @@ class GRPOController:
             done, committed = env._done, info["committed_ratio"]
         samples: list[float] = []
         rewards: list[float] = []
+        ahead = self.ctrl.probe_batch == "group"
+        group: list[float] = []
         while not done:
-            sample = self.sample()
+            if ahead and not samples:
+                # The group is drawn up front (the same draws in the same order as one at a
+                # time) so that the env can score the C candidates together.
+                group = [self.sample() for _ in range(self.config.num_generations)]
+                env.probe_ahead([self.ctrl.action_of(s) for s in group])
+            sample = group[len(samples)] if ahead else self.sample()
             _, reward, terminated, truncated, info = self.env.step(self.ctrl.action_of(sample))
             done = terminated or truncated
             samples.append(sample)

@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 __all__ = [
     "COMMIT_RULES",
+    "PROBE_BATCHES",
     "PSTAR_RULES",
     "REWARD_MODES",
     "STARTS",
@@ -26,6 +27,7 @@ COMMIT_RULES: tuple[str, ...] = ("best_nonnegative", "best")
 PSTAR_RULES: tuple[str, ...] = ("spline", "quadratic", "best_reward", "last_committed")
 COMMIT_MASKS: tuple[str, ...] = ("committed", "candidate")
 STARTS: tuple[str, ...] = ("unpruned", "p_init")
+PROBE_BATCHES: tuple[str, ...] = ("single", "group")
 
 _LOSS_CAP = 20.0
 _REWARD_CAP = 10.0
@@ -84,6 +86,12 @@ class ControllerConfig:
     settled."""
     min_rounds: int = 3
     """Rounds always run before `settle_rounds` may stop the run."""
+    probe_batch: str = "single"
+    """'single' (one forward pass per candidate, the reference) or 'group': an agent that
+    knows a round's C candidates before the first reward (GRPO) hands them to
+    `GraspLoRAEnv.probe_ahead`, which scores them in shared forward passes (PEFT's
+    mixed-adapter batches). The same losses up to float rounding; which one is faster
+    depends on the device (docs/BENCHMARKS.md, "Speed")."""
 
     def __post_init__(self) -> None:
         def bad(field: str, fix: str) -> ValueError:
@@ -118,6 +126,7 @@ class ControllerConfig:
             ("commit_mask", COMMIT_MASKS),
             ("start", STARTS),
             ("pstar_rule", PSTAR_RULES),
+            ("probe_batch", PROBE_BATCHES),
         ):
             if getattr(self, field) not in allowed:
                 raise bad(field, f"use one of {allowed}")
@@ -318,6 +327,7 @@ class GraspLoRAEnv(gym.Env):
         self.best_ratio, self.best_reward = self.committed, -math.inf
         self.last_reward, self.last_ratio = 0.0, self.committed
         self.termination = ""
+        self._ahead: list[tuple[float, float]] = []
         if self.config.start == "p_init":
             self.mask_ratio = self.committed
             self.achieved = self.process.commit(self.committed)
@@ -334,7 +344,9 @@ class GraspLoRAEnv(gym.Env):
         if self._done:
             raise RuntimeError("step() called after the episode ended; fix: call env.reset()")
         ratio = self.config.ratio_of(self._check_action(action))
-        loss = self.process.probe(ratio)
+        loss = self._probed_ahead(ratio)
+        if loss is None:
+            loss = self.process.probe(ratio)
         reward = self._reward(loss)
         self.candidates.append(ratio)
         self.losses.append(loss)
@@ -354,6 +366,38 @@ class GraspLoRAEnv(gym.Env):
             False,
             {**self._get_info(), **info_probe},
         )
+
+    def probe_ahead(self, actions: Any) -> None:
+        """Probe the round's coming candidates now, together (`probe_batch='group'`).
+
+        For agents that choose a round's C actions before seeing a reward (GRPO samples its
+        group at once): the process scores them in shared forward passes
+        (`LoraProcess.probe_group`) and the next `step`s take their losses from here, in
+        order. The episode is unchanged: rewards, commits and history are those of stepping
+        the same actions one by one (up to float rounding). A `step` whose action differs
+        from the next announced one probes it alone and drops the rest of the announcement.
+        """
+        if not self._ready or self._done:
+            raise RuntimeError("probe_ahead() outside a running episode; fix: call env.reset()")
+        ratios = [self.config.ratio_of(self._check_action(a)) for a in actions]
+        room = self.config.group_size - len(self.candidates)
+        if not 0 < len(ratios) <= room:
+            raise ValueError(
+                f"probe_ahead got {len(ratios)} actions with {room} left in the round; fix: "
+                f"announce between 1 and {room} actions"
+            )
+        group = getattr(self.process, "probe_group", None)
+        losses = group(ratios) if group is not None else [self.process.probe(r) for r in ratios]
+        self._ahead = list(zip(ratios, losses, strict=True))
+
+    def _probed_ahead(self, ratio: float) -> float | None:
+        """The announced loss of `ratio` if it is the next one announced (else None)."""
+        ahead = getattr(self, "_ahead", [])
+        if ahead and ahead[0][0] == ratio:
+            self._ahead = ahead[1:]
+            return float(ahead[0][1])
+        self._ahead = []
+        return None
 
     # ---------------------------------------------------------------- results
 
@@ -445,6 +489,7 @@ class GraspLoRAEnv(gym.Env):
         self.process.load_state_dict(state["process"])
         for name, value in state["env"].items():
             setattr(self, name, value)
+        self._ahead = []
         self._ready = True
 
     # ---------------------------------------------------------------- internals
@@ -516,6 +561,7 @@ class GraspLoRAEnv(gym.Env):
         )
         self.round_index += 1
         self.candidates, self.rewards, self.losses = [], [], []
+        self._ahead = []
         self.estimates.append(self.learned_ratio())
         if self.process.steps_done >= self.budget:
             self.termination = "budget spent"

@@ -8,7 +8,8 @@ expensive LM work sits behind five methods (ARCHITECTURE.md):
 - `baseline_loss()` — micro-dev loss L0 with the committed mask;
 - `probe(ratio)` — micro-dev loss of the model masked at `ratio` (an *absolute* mask: entries
   the committed mask holds at zero come back from the stash when `ratio` is lower), weights
-  restored exactly;
+  restored exactly; `probe_group(ratios)` — the same for a round's candidates at once, in
+  shared forward passes (`--probe-batch group`);
 - `commit(ratio)` — rebuild the committed mask at `ratio` from fresh importance on the
   effective weights, stash and zero the newly pruned entries (AdamW moments reset), revive the
   released ones from the stash;
@@ -25,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from grasp_env.lm.adapters import host_of
-from grasp_env.lm.batches import encode_rows, evaluate_loss, model_device
+from grasp_env.lm.batches import encode_rows, evaluate_loss, evaluate_losses, model_device
 from grasp_env.lm.pruning import PruneState, lora_parameters, sparsity
 from grasp_env.lm.train import DataOrder, masked_step
 from grasp_env.seeding import PrivateTorchStream
@@ -74,6 +75,10 @@ class LoraProcess:
         self._order = DataOrder(len(self.train_split), 0)
         self._stream = PrivateTorchStream(self.device)
         """Dropout's random stream: the agent's draws never shift it (`PrivateTorchStream`)."""
+        self._slots: list[str] = []
+        """Candidate adapters of `probe_group` (made at its first call, dropped by `close`)."""
+        self._slot_params: dict[str, dict[str, Any]] = {}
+        """Slot -> {this adapter's parameter name: the slot's parameter of that name}."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -96,7 +101,10 @@ class LoraProcess:
     # ------------------------------------------------------------------- queries
 
     def close(self) -> None:
-        """Delete this process's adapter from the shared backbone."""
+        """Delete this process's adapter (and its candidate adapters) from the backbone."""
+        for slot in self._slots:
+            self.host.drop(slot)
+        self._slots, self._slot_params = [], {}
         self.host.drop(self.name)
 
     def baseline_loss(self) -> float:
@@ -123,6 +131,53 @@ class LoraProcess:
             with torch.no_grad():
                 for name, p in self.params.items():
                     p.copy_(backup[name])
+
+    def probe_group(self, ratios: list[float]) -> list[float]:
+        """`probe` of every ratio in `ratios`, scored together in shared forward passes.
+
+        Each candidate is written into a candidate adapter of its own on the shared backbone
+        (same shape as this process's adapter; made once, a few MB each even for an 8B
+        model), and the micro-dev rows of all candidates go through the model together
+        (`grasp_env.lm.batches.evaluate_losses`). The live weights are never touched, so
+        nothing needs restoring. Same losses as one `probe` per ratio up to float rounding.
+        """
+        import torch
+
+        slots = self._candidate_slots(len(ratios))
+        effective = self.prune.effective(self.params)
+        scope = self.prep.cfg.mask_scope
+        with torch.no_grad():
+            for slot, ratio in zip(slots, ratios, strict=True):
+                keep = self.prune.masks_at(self.params, ratio, scope)
+                for name, live in self.params.items():
+                    candidate = torch.where(keep[name], effective[name], torch.zeros_like(live))
+                    self._slot_params[slot][name].copy_(candidate)
+        self.host.activate(self.name)
+        return evaluate_losses(self.model, self.micro_dev, self.prep.pad_id, slots, _EVAL_BATCH)
+
+    def _candidate_slots(self, count: int) -> list[str]:
+        """`count` candidate adapters shaped like this process's (added when missing).
+
+        Added under a forked torch RNG: their (overwritten) initialisation must not shift the
+        global stream that later adapters and agents draw from. Never trainable, never active.
+        """
+        import torch
+
+        if len(self._slots) < count:
+            config = self.model.peft_config[self.name]
+            with torch.random.fork_rng(devices=[]):
+                while len(self._slots) < count:
+                    slot = self.host.unique(f"{self.name}_probe")
+                    self.model.add_adapter(slot, config)
+                    self._slots.append(slot)
+            self.host.activate(self.name)
+            named = dict(self.model.named_parameters())
+            for slot in self._slots:
+                own = {n: named[n.replace(f".{self.name}.", f".{slot}.")] for n in self.params}
+                for p in own.values():
+                    p.requires_grad_(False)
+                self._slot_params[slot] = own
+        return self._slots[:count]
 
     @property
     def masks(self) -> dict[str, Any] | None:

@@ -40,7 +40,7 @@ from typing import Annotated
 
 import tyro
 
-from agents import AGENTS, GRPOConfig, make_agent
+from agents import AGENTS, GRPOConfig, check_probe_batch, make_agent
 from grasp_env.env import ControllerConfig, GraspLoRAEnv
 from grasp_env.lm.pipeline import final_run, prepare
 from grasp_env.lm.presets import get_preset
@@ -299,6 +299,7 @@ def main(args: Args) -> int:
         raise ValueError("--seeds is empty; fix: give at least one seed")
     if not args.ratios or not all(0.0 <= r <= 1.0 for r in args.ratios):
         raise ValueError(f"--ratios {list(args.ratios)}; fix: give ratios in [0, 1]")
+    check_probe_batch(args.agents, args.controller.probe_batch)
     preset = get_preset(args.preset)
     check_before_work(args, preset, args.controller)
     metric = "em" if args.task == "qa" else "rouge_l"

@@ -27,7 +27,7 @@ from typing import Annotated
 
 import tyro
 
-from agents import AGENTS, GRPOConfig, make_agent
+from agents import AGENTS, GRPOConfig, check_probe_batch, make_agent
 from grasp_env.env import ControllerConfig, GraspLoRAEnv
 from grasp_env.lm import dist
 from grasp_env.lm.adapters import adapter_stats, export_merged, save_adapter
@@ -290,6 +290,7 @@ def _check_before_any_work(args: Args, preset) -> None:
             f"--grpo.num-generations {args.grpo.num_generations} differs from --group-size "
             f"{ctrl.group_size}; fix: make them equal (one policy update per round)"
         )
+    check_probe_batch([args.agent], ctrl.probe_batch)
     args.check_protocol()
     check_before_work(args, preset, ctrl)
 

@@ -9,7 +9,9 @@
 #   2. the default preset's main job (QA en->ar, seed 42; the first run builds the default
 #      backbone and adapters, about a minute on a GPU), then the same run again warm;
 #   3. the paper preset's --dry-run (what Llama-3-8B would need per device), nothing loaded;
-#   4. with two or more GPUs: the tiny main job on 2 processes, ddp and fsdp (torchrun).
+#   4. with two or more GPUs: the tiny main job on 2 processes, ddp and fsdp (torchrun);
+#   5. a controller round's probes on the default preset, one forward per candidate against
+#      all candidates together (scripts/probe_cost.py: --probe-batch single vs group).
 # Runs go to $OUT (default runs/gpu-check); the summary (scripts/gpu_report.py) is printed
 # and written to $OUT/gpu_check.md: paste it into docs/BENCHMARKS.md with the date and GPU.
 # The CPU machine's figures for the same runs are in docs/BENCHMARKS.md ("GPU check").
@@ -41,4 +43,7 @@ if [ "$gpus" -ge 2 ]; then
       "${common[@]}" --strategy "$strategy" --run-name "tiny-2proc-$strategy"
   done
 fi
+"$PY" scripts/probe_cost.py --preset default --device cuda --dtype bfloat16 \
+  --out "$OUT/probe_cost.json" > "$OUT/probe_cost.md"
 "$PY" scripts/gpu_report.py "$OUT" | tee "$OUT/gpu_check.md"
+cat "$OUT/probe_cost.md" | tee -a "$OUT/gpu_check.md"

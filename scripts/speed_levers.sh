@@ -14,12 +14,14 @@
 #
 #   bash scripts/speed_levers.sh [OUT_DIR] [PAIR ...]   # PAIR: qa-ar qa-zh summarization-ar ...
 #   LOGITS=1 bash scripts/speed_levers.sh               # then the logits lever (see the end)
+#   PROBE=1 bash scripts/speed_levers.sh OUT -          # group probing (--probe-batch group)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-docs/results/speed}
 shift || true
 PAIRS=("$@")
 [ ${#PAIRS[@]} -eq 0 ] && PAIRS=(qa-ar qa-zh summarization-ar summarization-zh)
+[ "${PAIRS[*]}" = - ] && PAIRS=()  # only the blocks switched on below
 PY=.venv/bin/python
 SEEDS=(42 1337 9001)
 
@@ -32,7 +34,7 @@ run() {  # run NAME ARGS...: skip when done
     --workers 2 --threads 1 "$@" > "$OUT/logs/$name.out" 2> "$OUT/logs/$name.err"
 }
 
-for pair in "${PAIRS[@]}"; do
+for pair in ${PAIRS[@]+"${PAIRS[@]}"}; do
   task=${pair%-*}; target=${pair#*-}; base="$task-en-$target"
   grid=(--task "$task" --target "$target" --agents grpo)
   fast=(--train-steps 60 --micro-dev-size 8)
@@ -70,4 +72,12 @@ if [ "${LOGITS:-0}" = 1 ]; then
       --grid-from "$OUT/$base-logits/benchmark.json" --train-steps 60 --micro-dev-size 8 \
       --protocol single-pass
   done
+fi
+# Group probing (--probe-batch group: a round's candidates in shared forward passes) against
+# one forward per candidate, both run now on the logits grid of QA en->ar (paper protocol).
+if [ "${PROBE:-0}" = 1 ]; then
+  grid=(--task qa --target ar --agents grpo --decode-batch-size 64 --decode-order length
+    --grid-from "$OUT/qa-en-ar-logits/benchmark.json")
+  run qa-en-ar-logits-probe-single "${grid[@]}" --probe-batch single
+  run qa-en-ar-logits-probe-group "${grid[@]}" --probe-batch group
 fi

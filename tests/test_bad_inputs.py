@@ -125,6 +125,15 @@ CASES = {
     "continuation without single pass": (["--continue-steps", "20"], "--protocol two-run"),
     "decoding batch of zero": (["--decode-batch-size", "0"], "decode_batch_size=0"),
     "unknown decoding order": (["--decode-order", "random"], "decode_order='random'"),
+    "unknown probe batching": (["--probe-batch", "pairs"], "probe_batch='pairs'"),
+    "group probing for an agent that cannot announce": (
+        ["--probe-batch", "group", "--agent", "sac"],
+        "--probe-batch group with agent(s) ['sac']",
+    ),
+    "group probing on a sharded backbone": (
+        ["--probe-batch", "group", "--strategy", "fsdp"],
+        "--probe-batch group with --strategy fsdp",
+    ),
 }
 
 

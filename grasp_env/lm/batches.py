@@ -18,6 +18,7 @@ __all__ = [
     "collate",
     "encode_rows",
     "evaluate_loss",
+    "evaluate_losses",
     "generate",
     "model_device",
 ]
@@ -71,7 +72,7 @@ def collate(encodings: list[dict[str, Any]], pad_id: int, device: Any = None) ->
     return batch
 
 
-def answer_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> Any:
+def answer_loss(model: Any, batch: dict[str, Any], reduction: str = "mean", **forward: Any) -> Any:
     """Cross-entropy over target tokens only, with logits computed only where a target is.
 
     The LM head runs only at the positions whose next token is a target in some row of the
@@ -84,8 +85,10 @@ def answer_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> A
     Args:
         model: A causal LM.
         batch: Output of `collate`.
-        reduction: "mean" (token mean over the batch, the training loss) or "sum" (for
-            accumulating an exact token mean over several batches).
+        reduction: "mean" (token mean over the batch, the training loss), "sum" (for
+            accumulating an exact token mean over several batches) or "row" (one sum per
+            row: rows of one batch that belong to different adapters, `evaluate_losses`).
+        forward: Extra keyword arguments of the model's forward (PEFT's `adapter_names`).
     """
     import torch.nn.functional as F
 
@@ -95,16 +98,17 @@ def answer_loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> A
         keep = (shift_labels != IGNORE_INDEX).any(dim=0).nonzero().squeeze(-1)
         if keep.numel() == 0:  # no target at all: one position, every label ignored
             keep = keep.new_zeros(1)
-        logits = model(**inputs, logits_to_keep=keep).logits.float()
+        logits = model(**inputs, **forward, logits_to_keep=keep).logits.float()
         shift_labels = shift_labels[:, keep]
     else:
-        logits = model(**inputs).logits[:, :-1].float()
-    return F.cross_entropy(
+        logits = model(**inputs, **forward).logits[:, :-1].float()
+    losses = F.cross_entropy(
         logits.reshape(-1, logits.size(-1)),
         shift_labels.reshape(-1),
         ignore_index=IGNORE_INDEX,
-        reduction=reduction,
+        reduction="none" if reduction == "row" else reduction,
     )
+    return losses.view(shift_labels.shape).sum(dim=1) if reduction == "row" else losses
 
 
 _KEEPS_LOGITS: dict[type, bool] = {}
@@ -150,6 +154,50 @@ def evaluate_loss(model: Any, split: EncodedSplit, pad_id: int, batch_size: int 
     if was_training:
         model.train()
     return total / max(tokens, 1)
+
+
+def evaluate_losses(
+    model: Any, split: EncodedSplit, pad_id: int, adapters: list[str], batch_size: int = 16
+) -> list[float]:
+    """`evaluate_loss` of several adapters of one PEFT model, sharing forward passes.
+
+    Each chunk of `batch_size` rows is repeated once per adapter and scored in one forward
+    (PEFT's mixed-adapter batches: `adapter_names` routes each row through its own adapter,
+    the backbone's matmuls run once over all rows). A controller round's candidates are
+    independent masks of one adapter, so they can be scored together instead of one forward
+    each; on a GPU the larger batch fills the device better (docs/BENCHMARKS.md, "Speed").
+    Same token means as one `evaluate_loss` per adapter, up to float rounding. Several
+    processes split the rows as `evaluate_loss` does; a sharded backbone is refused (every
+    forward there is a collective and PEFT's per-row routing is untested under FSDP).
+    """
+    import torch
+
+    if dist.is_sharded(model):
+        raise ValueError(
+            "probe_batch='group' on a sharded backbone (--strategy fsdp); fix: use "
+            "--probe-batch single with fsdp, or --strategy ddp"
+        )
+    was_training = model.training
+    model.eval()  # PEFT refuses adapter_names in training mode (and probes never train)
+    device = model_device(model)
+    mine = split.encodings[dist.rank() :: dist.process_count()]
+    count = len(adapters)
+    sums, tokens = [0.0] * count, [0] * count
+    with torch.no_grad():
+        for start in range(0, len(mine), batch_size):
+            chunk = mine[start : start + batch_size]
+            batch = collate(chunk * count, pad_id, device)
+            names = [name for name in adapters for _ in chunk]
+            rows = answer_loss(model, batch, reduction="row", adapter_names=names)
+            targets = (batch["labels"][:, 1:] != IGNORE_INDEX).sum(dim=1)
+            for i in range(count):
+                part = slice(i * len(chunk), (i + 1) * len(chunk))
+                sums[i] += rows[part].sum().item()
+                tokens[i] += int(targets[part].sum())
+    totals = dist.sum_values(sums + tokens, device)
+    if was_training:
+        model.train()
+    return [totals[i] / max(totals[count + i], 1) for i in range(count)]
 
 
 def generate(

@@ -152,6 +152,12 @@ def check_before_work(args: ExperimentArgs, preset: Any, controller: Any) -> Non
             f"micro-dev split ({preset.sizes.micro_dev} rows); fix: use at most "
             f"{preset.sizes.micro_dev}"
         )
+    if controller.probe_batch == "group" and args.strategy == "fsdp":
+        raise ValueError(
+            "--probe-batch group with --strategy fsdp: scoring candidates together is not "
+            "built for a sharded backbone; fix: use --probe-batch single with fsdp, or "
+            "--strategy ddp"
+        )
     args.pipeline_config()
 
 
