@@ -198,7 +198,12 @@ def _best_point(grid_per_seed: list[dict], metric: str) -> list[dict]:
     ]
 
 
-def _load_grid(args: Args) -> tuple[list[dict], list[float]]:
+def _load_grid(args: Args) -> tuple[list[dict], list[float], list[str]]:
+    """The grid of `--grid-from`, its preparation seconds and its per-seed fingerprints.
+
+    Refused when any setting that shapes the grid differs from this run's, or when the file
+    has no fingerprints to check this run's prepared adapters against (`_check_prepared`).
+    """
     path = Path(args.grid_from)
     if not path.is_file():
         raise ValueError(f"--grid-from {path}: no such file; fix: give an earlier benchmark.json")
@@ -246,7 +251,26 @@ def _load_grid(args: Args) -> tuple[list[dict], list[float]]:
             f"--grid-from {path}: written by an older benchmark.py without per-point timings; "
             "fix: run the grid again"
         )
-    return per_seed, prepare_s
+    fingerprints = earlier.get("fingerprints")
+    if not fingerprints:
+        raise ValueError(
+            f"--grid-from {path}: written before benchmark.json recorded the fingerprints of "
+            "its prepared adapters, so they cannot be checked against this run's (another "
+            "install or cache can build other adapters from the same flags); fix: run the "
+            "grid again"
+        )
+    return per_seed, prepare_s, fingerprints
+
+
+def _check_prepared(args: Args, seed: int, mine: str, theirs: str) -> None:
+    """Refuse to pair this run with a reused grid prepared from other weights or rows."""
+    if mine != theirs:
+        raise ValueError(
+            f"--grid-from {args.grid_from}: seed {seed} prepared other adapters or data than "
+            f"the grid's (fingerprint {mine} vs {theirs}; another install, library version or "
+            "cache trains other weights from the same flags), so the grid is not comparable; "
+            "fix: run the grid again in this install (drop --grid-from)"
+        )
 
 
 def _summary(per_seed: list[dict]) -> dict:
@@ -303,11 +327,15 @@ def main(args: Args) -> int:
     preset = get_preset(args.preset)
     check_before_work(args, preset, args.controller)
     metric = "em" if args.task == "qa" else "rouge_l"
-    earlier_grid, earlier_prepare = _load_grid(args) if args.grid_from else (None, None)
+    earlier_grid, earlier_prepare, earlier_prints = (
+        _load_grid(args) if args.grid_from else (None, None, None)
+    )
     fan = args.fanout()  # --workers, --threads, Ray installed: before the run dir
     name = args.run_name or f"benchmark-{args.task}-{args.source}-{args.target}"
     run_dir = make_run_dir(args.out_dir, name, args.overwrite)
-    per_method, prepare_s, placement = _run_seeds(args, preset.name, earlier_grid, fan)
+    per_method, prepare_s, placement, prints = _run_seeds(
+        args, preset.name, earlier_grid, earlier_prints, fan
+    )
     predictions = _take_predictions(per_method, args.seeds)
     per_method["grid-best-test"] = _best_point(per_method["grid"], metric)
     results = {m: _summary(v) for m, v in per_method.items()}
@@ -325,6 +353,7 @@ def main(args: Args) -> int:
                 "grid_from": str(args.grid_from) if args.grid_from else None,
             },
             "prepare_s": prepare_s,
+            "fingerprints": prints,
             "placement": placement,
             "workers": {"workers": fan.workers, "threads_per_run": fan.threads_per_run}
             if not fan.in_process
@@ -344,23 +373,32 @@ def main(args: Args) -> int:
 
 
 def _run_seeds(
-    args: Args, preset: str, earlier_grid: list[dict] | None, fan
-) -> tuple[dict[str, list[dict]], list[float], dict]:
+    args: Args,
+    preset: str,
+    earlier_grid: list[dict] | None,
+    earlier_prints: list[str] | None,
+    fan,
+) -> tuple[dict[str, list[dict]], list[float], dict, list[str]]:
     """Every seed's grid points and agent runs, spread as `fan` says.
 
-    Returns (results by method, preparation seconds per seed, placement). Each seed is
-    prepared here first (timed: the shared cost, built into the cache once). In-process that
-    preparation serves the seed's runs in the earlier benchmark's order (grid points, then
-    agents); with Ray each worker loads it from the cache, and this process keeps none.
+    Returns (results by method, preparation seconds per seed, placement, fingerprint per
+    seed). Each seed is prepared here first (timed: the shared cost, built into the cache
+    once) and, with a reused grid, checked against the grid's fingerprint before any of its
+    runs. In-process that preparation serves the seed's runs in the earlier benchmark's order
+    (grid points, then agents); with Ray each worker loads it from the cache, and this process
+    keeps none.
     """
     done: list[tuple[Task, dict | None]] = []
-    prepare_s, placement = [], {}
-    for seed in args.seeds:
+    prepare_s, placement, prints = [], {}, []
+    for i, seed in enumerate(args.seeds):
         cfg = args.pipeline_config(seed=seed)
         t0 = time.perf_counter()
         prep = prepare(get_preset(preset), cfg, progress=False)
         prepare_s.append(time.perf_counter() - t0)
         placement = asdict(prep.placement)
+        prints.append(prep.fingerprint())
+        if earlier_prints is not None:
+            _check_prepared(args, seed, prints[-1], earlier_prints[i])
         tasks = [] if earlier_grid else [Task(RunSpec(preset, cfg, r)) for r in args.ratios]
         tasks += [Task(RunSpec(preset, cfg, 0.0), a, args) for a in args.agents]
         if fan.in_process:
@@ -382,7 +420,7 @@ def _run_seeds(
         for t, r in mine:
             if t.agent is not None:
                 per_method.setdefault(t.agent, []).append(r)
-    return per_method, prepare_s, placement
+    return per_method, prepare_s, placement, prints
 
 
 def _take_predictions(per_method: dict[str, list[dict]], seeds: tuple[int, ...]) -> list[dict]:
@@ -412,7 +450,7 @@ def _table(results: dict, metric: str) -> str:
     """Markdown table: one row per method; both grid accountings as speedups."""
     lines = [
         f"| method | ratio per seed | test {metric} | test NLL | wall s / seed "
-        "| speedup vs grid (all scored) | vs grid (dev-select) | peak RSS MB |",
+        "| speedup vs grid (dev-select) | vs grid (all scored) | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for m, res in results.items():
@@ -420,8 +458,8 @@ def _table(results: dict, metric: str) -> str:
         ratios = ", ".join(f"{r:.3f}" for r in res["ratios"])
         lines.append(
             f"| {m} | {ratios} | {q[0]:.2f} +- {q[1]:.2f} | {nll[0]:.3f} +- {nll[1]:.3f} | "
-            f"{sec[0]:.1f} | {res['speedup_vs_grid']:.2f}x | "
-            f"{res['speedup_vs_grid_select']:.2f}x | {res['peak_rss_mb']:.0f} |"
+            f"{sec[0]:.1f} | {res['speedup_vs_grid_select']:.2f}x | "
+            f"{res['speedup_vs_grid']:.2f}x | {res['peak_rss_mb']:.0f} |"
         )
     return "\n".join(lines)
 

@@ -163,3 +163,19 @@ def test_benchmark_runs_grid_and_agents_on_the_tiny_preset(
     other_adapters = [*agents_only("0", "e"), "--adapter-trainer", "loop"]
     out4 = subprocess.run(other_adapters, capture_output=True, text=True, env=env)
     assert out4.returncode == 2 and "adapter_trainer='sft'" in out4.stderr
+
+    # a grid prepared from other weights (another install) or without fingerprints is refused
+    assert len(bench["fingerprints"]) == 1 and len(bench["fingerprints"][0]) == 16
+    assert reused["fingerprints"] == bench["fingerprints"]
+    for name, prints, expected in (
+        ("other", ["0123456789abcdef"], "seed 0 prepared other adapters or data"),
+        ("none", None, "recorded the fingerprints"),
+    ):
+        altered = {**bench, "fingerprints": prints}
+        path = tmp_path / f"grid-{name}.json"
+        path.write_text(json.dumps(altered))
+        flags = [*agents_only("0", f"f-{name}")[:-1], str(path)]
+        refused = subprocess.run(flags, capture_output=True, text=True, env=env)
+        assert refused.returncode == 2 and expected in refused.stderr, refused.stderr[-2000:]
+        assert "Traceback" not in refused.stderr
+        assert not (tmp_path / f"f-{name}" / "benchmark.json").exists()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from grasp_env.data import load_source_splits, load_target_splits
+from grasp_env.data.splits import SPLIT_NAMES
 from grasp_env.lm import dist
 from grasp_env.lm.adapters import (
     MERGE_FORMS,
@@ -218,6 +219,33 @@ class Prepared:
     def pad_id(self) -> int:
         """Padding token id of the backbone's tokenizer."""
         return self.tokenizer.pad_token_id
+
+    def fingerprint(self) -> str:
+        """A short hash of the merged adapter's weights and of every split's rows.
+
+        What a run's numbers depend on beyond its flags. The same flags can build other
+        weights: the tiny and default backbones and every adapter are trained here, and
+        another version of a library rounds floats differently (transformers 5.24 -> 5.25
+        gave other adapters on this project's CPU). A grid reused with `--grid-from` is only
+        comparable with runs on the same prepared state, so the benchmark records this per
+        seed and checks it. The backbone is not hashed (16 GB for Llama-3-8B): both adapters
+        are trained on it, so another backbone shows in the merged weights.
+        """
+        import json
+
+        import torch
+
+        digest = hashlib.sha256()
+        digest.update(f"{self.merged_rank}:{self.merged_alpha}".encode())
+        for key in sorted(self.merged_state):
+            tensor = self.merged_state[key].detach().to("cpu", torch.float32).contiguous()
+            digest.update(key.encode())
+            digest.update(tensor.numpy().tobytes())
+        for name in SPLIT_NAMES:
+            rows = getattr(self.splits, name)
+            text = json.dumps(rows, sort_keys=True, ensure_ascii=False, default=str)
+            digest.update(text.encode())
+        return digest.hexdigest()[:16]
 
 
 @dataclass
