@@ -13,4 +13,11 @@ if [ -n "${TORCH_INDEX_URL:-}" ]; then
 else
   .venv/bin/python -m pip install -q "torch==2.13.0"
 fi
-.venv/bin/python -m pip install -q -e ".[dev]"
+# constraints.txt pins every dependency to the versions the recorded figures were measured
+# with (another transformers rounds floats differently and trains other adapters);
+# GRASP_UNPINNED=1 takes the newest releases pyproject.toml allows.
+if [ "${GRASP_UNPINNED:-0}" = 1 ]; then
+  .venv/bin/python -m pip install -q -e ".[dev]"
+else
+  .venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
+fi

@@ -15,6 +15,7 @@
 #   bash scripts/speed_levers.sh [OUT_DIR] [PAIR ...]   # PAIR: qa-ar qa-zh summarization-ar ...
 #   LOGITS=1 bash scripts/speed_levers.sh               # then the logits lever (see the end)
 #   PROBE=1 bash scripts/speed_levers.sh OUT -          # group probing (--probe-batch group)
+#   FINAL=1 bash scripts/speed_levers.sh OUT -          # the four-pair table, current code
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-docs/results/speed}
@@ -80,4 +81,23 @@ if [ "${PROBE:-0}" = 1 ]; then
     --grid-from "$OUT/qa-en-ar-logits/benchmark.json")
   run qa-en-ar-logits-probe-single "${grid[@]}" --probe-batch single
   run qa-en-ar-logits-probe-group "${grid[@]}" --probe-batch group
+fi
+# The four-pair table with every lever of the current code (decoding batch 64 longest first,
+# logits at the target positions), all in one install: per pair the grid with GRASP under the
+# paper protocol beside it, then the combinations on that grid.
+if [ "${FINAL:-0}" = 1 ]; then
+  for pair in ${FINAL_PAIRS:-qa-ar qa-zh summarization-ar summarization-zh}; do
+    task=${pair%-*}; target=${pair#*-}; base="$task-en-$target"
+    grid=(--task "$task" --target "$target" --agents grpo --decode-batch-size 64
+      --decode-order length)
+    from=(--grid-from "$OUT/$base/benchmark.json")
+    fast=(--train-steps 60 --micro-dev-size 8)
+    single=(--protocol single-pass)
+    run "$base" "${grid[@]}"
+    run "$base-single" "${grid[@]}" "${from[@]}" "${single[@]}"
+    run "$base-settle-single" "${grid[@]}" "${from[@]}" --settle-rounds 2 "${single[@]}"
+    run "$base-fast-single" "${grid[@]}" "${from[@]}" "${fast[@]}" "${single[@]}"
+    run "$base-fast-settle-single" "${grid[@]}" "${from[@]}" "${fast[@]}" --settle-rounds 2 \
+      "${single[@]}"
+  done
 fi
