@@ -68,6 +68,7 @@ def test_grid_gives_the_same_numbers_on_one_and_two_workers(
     assert two["selected_ratio"] == one["selected_ratio"]
 
 
+@pytest.mark.slow  # the benchmark test below kills a worker and checks its retry's numbers
 def test_a_killed_worker_is_retried(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "helpers" / "ray_kill.py"), str(tmp_path)],

@@ -48,7 +48,13 @@ def reference_run(isolated_cache, tiny_backbone_dir, tmp_path_factory):
 # its checkpoint (the worst case for duplicates); final_checkpoint:1 - in the final run right
 # after its checkpoint; final_logged:1 - after TensorBoard's eval/* but before metrics.json.
 @pytest.mark.parametrize(
-    "fault", ["controller_round:1", "controller_round:3", "final_checkpoint:1", "final_logged:1"]
+    "fault",
+    [  # the first and last points are slow-marked (default suite length); all four pass
+        pytest.param("controller_round:1", marks=pytest.mark.slow),
+        "controller_round:3",
+        "final_checkpoint:1",
+        pytest.param("final_logged:1", marks=pytest.mark.slow),
+    ],
 )
 def test_sigkill_then_resume_equals_an_uninterrupted_run(reference_run, isolated_cache, fault):
     out = reference_run.parent
