@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/speed_report.py docs/results/speed/qa-en-ar \
         docs/results/speed/qa-en-ar-single ... --plot docs/img/speed-levers-qa-en-ar.png
+    .venv/bin/python scripts/speed_report.py --goal docs/results/speed-final/*/
 
 The first directory is the reference (the paper protocol with its own grid); every other one
 is a lever run with --grid-from that grid. One row per run, for the 'grpo' agent: the ratio per
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
 
 
@@ -80,6 +82,88 @@ def table(metric: str, records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+LABELS = {
+    "": "paper protocol",
+    "-single": "single pass",
+    "-settle-single": "settle + single pass",
+    "-fast-single": "fast + single pass",
+    "-fast-settle-single": "fast + settle + single pass",
+}
+"""Run-name suffix (after the pair's reference name) -> the combination it ran."""
+
+
+def _rank(suffix: str) -> int:
+    """Table order of a run-name suffix (LABELS' order; unknown suffixes last)."""
+    order = list(LABELS)
+    return order.index(suffix) if suffix in order else len(order)
+
+
+def verdict(mean: float, std: float) -> str:
+    """'within' one paired std of the grid's selected point, or 'above' / 'below' it."""
+    if abs(mean) <= std:
+        return "within"
+    return "above" if mean > 0 else "below"
+
+
+def goal_rows(dirs: list[Path], agent: str = "grpo") -> list[dict]:
+    """The four-pair table's records: runs grouped by pair, each against its pair's grid.
+
+    The reference of a pair is its run with a grid of its own (no --grid-from); the others
+    reused that grid. Goal met: dev-select >= 4x, all scored >= 8x and quality not below.
+    """
+    groups: dict[tuple[str, str], list[Path]] = {}
+    for d in dirs:
+        if not (d / "benchmark.json").is_file():
+            print(f"note: {d} has no benchmark.json (unfinished run): left out", file=sys.stderr)
+            continue
+        config = _load(d)["config"]
+        groups.setdefault((config["task"], config["target"]), []).append(d)
+    out = []
+    for (task, target), members in groups.items():
+        refs = [d for d in members if not _load(d)["config"].get("grid_from")]
+        if len(refs) != 1:
+            raise SystemExit(f"{task} {target}: need exactly one run with its own grid")
+        ref = refs[0]
+        ordered = sorted(members, key=lambda d, ref=ref: _rank(d.name[len(ref.name) :]))
+        metric, records = rows(ordered, agent)
+        grid = _load(ref)["methods"]["grid"]
+        for d, r in zip(ordered, records, strict=True):
+            suffix = d.name[len(ref.name) :]
+            judged = verdict(*r["vs_grid"])
+            met = r["select"] >= 4 and r["all"] >= 8 and judged != "below"
+            out.append(
+                {
+                    **r,
+                    "pair": f"{'QA' if task == 'qa' else 'Sum'} en->{target}",
+                    "label": LABELS.get(suffix, suffix.lstrip("-")),
+                    "metric": "EM" if metric == "em" else "ROUGE-L",
+                    "grid_s": (grid["seconds"][0], grid["seconds_select"][0]),
+                    "verdict": judged,
+                    "met": met,
+                }
+            )
+    return out
+
+
+def goal_table(records: list[dict]) -> str:
+    """Markdown: pair, combination, both speedups (dev-select first), seconds, quality, goal."""
+    lines = [
+        "| pair | GRASP | speedup dev-select | speedup all scored | GRASP s per seed: "
+        "controller / final or continuation / test scoring | grid s per seed: all scored / "
+        "dev-select | paired vs grid's selected point | goal met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        mean, std = r["vs_grid"]
+        lines.append(
+            f"| {r['pair']} | {r['label']} | {r['select']:.2f}x | {r['all']:.2f}x | "
+            f"{r['controller_s']:.1f} / {r['final_train_s']:.1f} / {r['decode_s']:.1f} | "
+            f"{r['grid_s'][0]:.0f} / {r['grid_s'][1]:.0f} | {r['metric']} {mean:+.2f} +- "
+            f"{std:.2f} ({r['verdict']}) | {'**yes**' if r['met'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
 def plot(metric: str, records: list[dict], out: Path) -> None:
     """Stacked seconds per phase per run, and the paired quality difference to the grid."""
     import matplotlib
@@ -121,7 +205,15 @@ def main() -> int:
     parser.add_argument("dirs", nargs="+", type=Path)
     parser.add_argument("--agent", default="grpo")
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument(
+        "--goal",
+        action="store_true",
+        help="the four-pair table: runs of several pairs, each pair's own-grid run its reference",
+    )
     args = parser.parse_args()
+    if args.goal:
+        print(goal_table(goal_rows(args.dirs, args.agent)))
+        return 0
     metric, records = rows(args.dirs, args.agent)
     print(table(metric, records))
     if args.plot:

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -176,6 +178,9 @@ def test_adapter_cache_reuses_and_rebuilds_corrupted_entries(backbone, isolated_
     assert len(calls) == 1 and info["best_dev_loss"] == 1.0
     assert all(torch.equal(state1[k], state2[k]) for k in state1)
     entry = next((isolated_cache / "adapters").glob("unit-*"))
+    built = json.loads((entry / "train_info.json").read_text())["built_with"]
+    assert built["torch_threads"] == torch.get_num_threads() and built["processes"] == 1
+    assert built["torch"].startswith(torch.__version__.split("+")[0]) and built["transformers"]
     (entry / "adapter_model.safetensors").write_bytes(b"broken")
     messages = []
     cached_adapter(key, train, log=messages.append)

@@ -496,13 +496,34 @@ def cached_adapter(
                 _write_adapter_files(model, tmp)
                 if logs is not None and Path(logs).is_dir():
                     shutil.move(logs, tmp / "tensorboard")  # the adapter's training curves
-                info_json = json.dumps({**info, "key": key_parts}, default=str)
+                built = {**info, "key": key_parts, "built_with": build_environment()}
+                info_json = json.dumps(built, default=str)
                 (tmp / "train_info.json").write_text(info_json)
                 write_manifest(tmp)
         if logs is not None:  # moved into the entry, or this process's own copy: not kept
             shutil.rmtree(logs, ignore_errors=True)
         dist.wait_for_everyone()
     return load_file(path / "adapter_model.safetensors"), info
+
+
+def build_environment() -> dict[str, Any]:
+    """What besides the key shaped a trained cache entry: torch threads and library versions.
+
+    The key holds every setting, but the same settings trained in a process with another
+    torch thread count give other weights (float sums in another order; docs/BENCHMARKS.md,
+    "Reproducibility across installs"). Recorded so that an entry's origin can be traced.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    versions = {}
+    for package in ("torch", "transformers", "peft", "trl", "accelerate"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return {"torch_threads": torch.get_num_threads(), "processes": dist.process_count(), **versions}
 
 
 def save_adapter(model: Any, directory: str | Path) -> None:
