@@ -85,10 +85,13 @@ class EpisodeRecorder(gym.Wrapper):
         else:
             obs, info = self.env.reset(**kwargs)
         self.log.append({"kind": "reset", "obs": _plain(obs), "info": _plain(info)})
-        inner = self.env.unwrapped
-        if inner._done:  # ended within the reset (diverged or stalled in its first K steps)
-            self.finished, self._last = inner.episode_result(), (obs, info)
+        if info["termination"]:  # ended within the reset (diverged or stalled in its first K)
+            self.finished, self._last = self._result(), (obs, info)
         return obs, info
+
+    def _result(self) -> Any:
+        """The env's EpisodeResult (through the documented agent API)."""
+        return self.env.get_wrapper_attr("episode_result")()
 
     def step(self, action):
         """Step, report a closed round, snapshot the episode when it ends.
@@ -99,10 +102,10 @@ class EpisodeRecorder(gym.Wrapper):
         if self.finished is not None and self._last is not None:
             obs, info = self._last
             return obs, 0.0, True, False, info
-        inner = self.env.unwrapped
         if self._replay:
             return self._replayed_step(action)
-        rounds_before = len(inner.history)
+        history = self.env.get_wrapper_attr("history")
+        rounds_before = len(history)
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.log.append(
             {
@@ -117,16 +120,13 @@ class EpisodeRecorder(gym.Wrapper):
         )
         # After the episode ends SB3 auto-resets and may step on: that is not this episode.
         reporting = self.finished is None and self.on_round is not None
-        if len(inner.history) > rounds_before and reporting:
+        history = self.env.get_wrapper_attr("history")
+        if len(history) > rounds_before and reporting:
             self.on_round(
-                {
-                    "ratios": inner.history[-1]["candidates"],
-                    "rewards": inner.history[-1]["rewards"],
-                    **info,
-                }
+                {"ratios": history[-1]["candidates"], "rewards": history[-1]["rewards"], **info}
             )
         if (terminated or truncated) and self.finished is None:
-            self.finished = inner.episode_result()
+            self.finished = self._result()
             self._last = (obs, info)
         return obs, reward, terminated, truncated, info
 
@@ -147,7 +147,7 @@ class EpisodeRecorder(gym.Wrapper):
         obs, info = _obs(logged["obs"]), logged["info"]
         terminated, truncated = logged["terminated"], logged["truncated"]
         if (terminated or truncated) and self.finished is None:
-            self.finished = self.env.unwrapped.episode_result()
+            self.finished = self._result()
             self._last = (obs, info)
         return obs, logged["reward"], terminated, truncated, info
 
@@ -181,9 +181,9 @@ def _expect(logged: dict[str, Any], kind: str, index: int) -> None:
 
 def _episode_steps(env: gym.Env) -> int:
     """Probes of one full episode: ceil(budget / K) rounds (the last round may be short)."""
-    inner = env.unwrapped
-    rounds = -(-inner.budget // inner.config.update_interval)
-    return rounds * inner.config.group_size
+    config = env.get_wrapper_attr("config")
+    rounds = -(-env.get_wrapper_attr("budget") // config.update_interval)
+    return rounds * config.group_size
 
 
 class _Agent:
@@ -263,8 +263,11 @@ class RandomAgent(_Agent):
         self.rng = np.random.default_rng(seed)
 
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
-        """A uniform action in [-1, 1]."""
-        return self.rng.uniform(-1, 1, size=1).astype(np.float32), None
+        """The action of a uniformly random ratio in [p_min, p_max]."""
+        from agents.grpo import action_for
+
+        cfg = self.env.get_wrapper_attr("config")
+        return action_for(self.env, float(self.rng.uniform(cfg.p_min, cfg.p_max))), None
 
     def learn(
         self, seed: int | None = None, callback: Callable | None = None, resume: bool = False
@@ -286,9 +289,12 @@ class OptunaAgent(_Agent):
         self.seed = seed
 
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
-        """Ask the study for the next action."""
+        """Ask the study for the next ratio; its action."""
+        from agents.grpo import action_for
+
+        cfg = self.env.get_wrapper_attr("config")
         self._trial = self.study.ask()
-        return np.array([self._trial.suggest_float("action", -1.0, 1.0)], dtype=np.float32), None
+        return action_for(self.env, self._trial.suggest_float("ratio", cfg.p_min, cfg.p_max)), None
 
     def learn(
         self, seed: int | None = None, callback: Callable | None = None, resume: bool = False
@@ -315,7 +321,7 @@ class FixedAgent(_Agent):
     def __init__(self, env: gym.Env, config: Any = None, ratio: float = 0.4) -> None:
         """The ratio every probe proposes and the run reports."""
         super().__init__(env, config)
-        cfg = env.unwrapped.config
+        cfg = env.get_wrapper_attr("config")
         if not cfg.p_min <= ratio <= cfg.p_max:
             raise ValueError(
                 f"fixed ratio={ratio} is outside [p_min, p_max] = "
@@ -325,7 +331,9 @@ class FixedAgent(_Agent):
 
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """The action of the fixed ratio."""
-        return self.env.unwrapped.config.action_of(self.ratio), None
+        from agents.grpo import action_for
+
+        return action_for(self.env, self.ratio), None
 
     def learn(
         self, seed: int | None = None, callback: Callable | None = None, resume: bool = False

@@ -1,10 +1,11 @@
 """The GRPO controller: a Gaussian policy over the prune ratio, updated once per round.
 
-It talks to GraspLoRA only through the Gymnasium API: it samples a ratio, turns it into an
-action in [-1, 1], reads the reward, and after `num_generations` probes (one round, the env's
-group size) turns the group's rewards into advantages (TRL semantics, `grpo_math`) and applies
-the policy update: the natural-gradient update by default, the reference update of PAPER.md
-with `update="reference"` (see `GRPOConfig.paper()` for all the paper's settings). The env
+It talks to GraspLoRA only through the Gymnasium API (`reset`, `step`, `info`, and the env's
+documented extras through `get_wrapper_attr`): it samples a ratio, turns it into an action,
+reads the reward, and after one round's probes (the env's `group_size`, TRL's
+`num_generations`) turns the group's rewards into advantages (TRL semantics, `grpo_math`) and
+applies the policy update: the natural-gradient update by default, the reference update of
+PAPER.md with `update="reference"` (`--method paper` sets all of the paper's values). The env
 applies the commit rule; the episode's result (p*) is `agent.result` after `learn`.
 """
 
@@ -12,121 +13,41 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
-from agents.grpo_math import (
-    SCALE_REWARDS,
-    UPDATES,
-    GaussianPolicy,
-    group_advantages,
-    natural_update,
-    reference_update,
-)
+from agents.grpo_math import GaussianPolicy, group_advantages, natural_update, reference_update
 from grasp_env.atomic import atomic_write_text
+from grasp_env.config import GRPOConfig
 
-__all__ = ["GRPOConfig", "GRPOController"]
+__all__ = ["GRPOConfig", "GRPOController", "action_for"]
 
 
-@dataclass(frozen=True)
-class GRPOConfig:
-    """GRPO controller settings (TRL names where TRL has one; PAPER.md defaults)."""
+def action_for(env: gym.Env, ratio: float) -> np.ndarray:
+    """The action that makes `env` probe `ratio`, in the action space the agent sees.
 
-    num_generations: int | None = None
-    """Candidates per round (TRL's name); None takes the env's group_size, the one knob that
-    sets it. A value that differs from the env's is an error."""
-    update: str = "natural"
-    """Policy update: 'natural' (natural gradient, clipped mean step, bounded sigma: stable)
-    or 'reference' (PAPER.md's rule; see `GRPOConfig.paper()`)."""
-    scale_rewards: str = "group"
-    """Advantage scaling: 'group' (TRL default), 'batch' or 'none' (the reference: centred
-    only)."""
-    learning_rate: float | None = None
-    """eta of the mean step; None: 1.0 for 'natural' (natural evolution strategies' default),
-    0.05 for 'reference' (the paper)."""
-    sigma_learning_rate: float = 0.6
-    """'natural' only: eta of the log-sigma step (separable NES's default in one dimension)."""
-    beta: float = 0.05
-    """KL pull of mu towards the committed ratio (beta_kl)."""
-    entropy_bonus: float | None = None
-    """Added every round: to sigma for 'reference' (beta_h; None: 0.01, the paper), to log
-    sigma for 'natural' (None: 0, since sigma_min keeps it exploring). Any positive value
-    makes sigma drift up whatever the rewards say."""
-    sigma_min: float | None = None
-    """Floor of sigma; None: 0.05 for 'natural' (probes keep a spread the p* fit can use),
-    1e-3 for 'reference' (the paper)."""
-    max_mu_step: float = 0.20
-    """'natural' only: largest change of mu in one round (the reference has none)."""
-    sigma_init: float | None = None
-    """Initial sigma; None: (p_max - p_min) / 3.5 for 'natural' (the first rounds probe most
-    of the range, so an optimum near a bound is found within the 6-round budget too),
-    (p_max - p_min) / 6 for 'reference' (the paper)."""
-    seed: int | None = None
-    """Seed of the policy's samples; None: fresh entropy (`make_agent` and the runners pass
-    the run's seed)."""
-
-    @classmethod
-    def paper(cls, **overrides: Any) -> GRPOConfig:
-        """The reference controller of PAPER.md: reference update, centred advantages."""
-        return cls(**{"update": "reference", "scale_rewards": "none", **overrides})
-
-    @property
-    def eta(self) -> float:
-        """The mean step's learning rate in effect."""
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return 1.0 if self.update == "natural" else 0.05
-
-    @property
-    def bonus(self) -> float:
-        """The entropy bonus in effect."""
-        if self.entropy_bonus is not None:
-            return self.entropy_bonus
-        return 0.0 if self.update == "natural" else 0.01
-
-    @property
-    def floor(self) -> float:
-        """The sigma floor in effect."""
-        if self.sigma_min is not None:
-            return self.sigma_min
-        return 0.05 if self.update == "natural" else 1e-3
-
-    def initial_sigma(self, p_min: float, p_max: float) -> float:
-        """The starting sigma in effect for the ratio range [p_min, p_max]."""
-        if self.sigma_init is not None:
-            return self.sigma_init
-        return (p_max - p_min) / (3.5 if self.update == "natural" else 6.0)
-
-    def __post_init__(self) -> None:
-        if self.num_generations is not None and self.num_generations < 2:
-            raise ValueError(f"num_generations={self.num_generations}; fix: use >= 2")
-        if self.scale_rewards not in SCALE_REWARDS:
-            raise ValueError(
-                f"scale_rewards={self.scale_rewards!r}; fix: use one of {SCALE_REWARDS}"
-            )
-        if self.update not in UPDATES:
-            raise ValueError(f"update={self.update!r}; fix: use one of {UPDATES}")
-        for name in ("learning_rate", "sigma_min"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name}={value}; fix: use a positive value (or leave it unset)")
-        for name in ("sigma_learning_rate", "max_mu_step"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)}; fix: use a positive value")
-        if self.sigma_init is not None and not self.sigma_init > 0:
-            raise ValueError(
-                f"sigma_init={self.sigma_init}; fix: use a positive spread, or leave it unset "
-                "for the update's default ((p_max - p_min) / 3.5 natural, / 6 reference)"
-            )
-        for name in ("beta", "entropy_bonus"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name}={value}; fix: use a value >= 0")
-        if self.seed is not None and self.seed < 0:
-            raise ValueError(f"seed={self.seed}; fix: use a seed >= 0")
+    The env maps its own actions linearly onto [p_min, p_max] (`ControllerConfig.action_of`).
+    Action wrappers between the agent and the env either rescale linearly (RescaleAction: a
+    bounded space of their own) or pass in-range actions through (ClipAction: an unbounded
+    space). So the action is the inner one carried linearly onto the outermost bounded space
+    on the way in; a wrapper that maps actions non-linearly is not supported.
+    """
+    inner = env.get_wrapper_attr("config").action_of(ratio).astype(np.float64)
+    layer = env
+    while True:
+        space = layer.action_space
+        low, high = np.asarray(space.low, np.float64), np.asarray(space.high, np.float64)
+        if np.all(np.isfinite(low)) and np.all(np.isfinite(high)):
+            break
+        layer = getattr(layer, "env", None)
+        if layer is None:
+            return inner.astype(np.float32)
+    outer = low + (inner + 1.0) * 0.5 * (high - low)
+    return outer.astype(env.action_space.dtype)
 
 
 class GRPOController:
@@ -135,22 +56,21 @@ class GRPOController:
     name = "grpo"
     archive_suffix = ".json"
 
-    def __init__(self, env: Any, config: GRPOConfig | None = None) -> None:
-        """Bind to an env (GraspLoRA or a wrapper of it)."""
+    def __init__(
+        self, env: gym.Env, config: GRPOConfig | None = None, seed: int | None = 0
+    ) -> None:
+        """Bind to an env (GraspLoRA or a wrapper of it); `seed` seeds the policy's samples."""
         self.env = env
         self.config = config or GRPOConfig()
-        ctrl = env.unwrapped.config
-        if self.config.num_generations is None:
-            self.config = replace(self.config, num_generations=ctrl.group_size)
-        elif ctrl.group_size != self.config.num_generations:
-            raise ValueError(
-                f"num_generations={self.config.num_generations} but the env's group_size="
-                f"{ctrl.group_size}; fix: make them equal (one policy update per round)"
-            )
-        self.ctrl = ctrl
-        sigma = self.config.initial_sigma(ctrl.p_min, ctrl.p_max)
-        self.policy = GaussianPolicy(ctrl.p_init, sigma)
-        self.rng = np.random.default_rng(self.config.seed)
+        self.seed = seed
+        self.ctrl = env.get_wrapper_attr("config")
+        self.group_size = self.ctrl.group_size
+        """Probes per round: the env's `group_size` (TRL's `num_generations`)."""
+        sigma = self.config.initial_sigma(self.ctrl.p_min, self.ctrl.p_max)
+        self.policy = GaussianPolicy(self.ctrl.p_init, sigma)
+        self.rng = np.random.default_rng(seed)
+        self.groups: list[list[float]] = []
+        """Every finished round's rewards (the batch of `scale_rewards='batch'`)."""
         self.result: Any = None
         """The EpisodeResult of the last `learn` (None before)."""
 
@@ -162,9 +82,13 @@ class GRPOController:
             return self.policy.mu
         return float(self.rng.normal(self.policy.mu, self.policy.sigma))
 
+    def _ratio(self, sample: float) -> float:
+        """The ratio a raw sample proposes (clamped to [p_min, p_max], as the env would)."""
+        return float(np.clip(sample, self.ctrl.p_min, self.ctrl.p_max))
+
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """SB3-style: (action, state). The observation is not needed by this policy."""
-        return self.ctrl.action_of(self.sample(deterministic)), None
+        return action_for(self.env, self._ratio(self.sample(deterministic))), None
 
     # ----------------------------------------------------------------- learning
 
@@ -174,22 +98,26 @@ class GRPOController:
         """One policy update from a finished round; returns what to log.
 
         `samples` are the policy's raw draws (the env probes them clamped to [p_min, p_max]);
-        the reference update, like the paper's code, uses the clamped ratios.
+        the reference update, like the paper's code, uses the clamped ratios. With
+        `scale_rewards='batch'` the advantages are scaled by the std of every reward of the run
+        so far (TRL's batch scaling, with the run's rounds as the batch).
         """
         cfg = self.config
-        adv, frac_zero = group_advantages(np.array([rewards]), cfg.scale_rewards)
+        self.groups.append([float(r) for r in rewards])
+        batch = np.array(self.groups if cfg.scale_rewards == "batch" else self.groups[-1:])
+        adv, frac_zero = group_advantages(batch, cfg.scale_rewards)
         lo, hi = self.ctrl.p_min, self.ctrl.p_max
         if cfg.update == "natural":
             self.policy = natural_update(
                 self.policy,
                 np.array(samples),
-                adv[0],
+                adv[-1],
                 committed,
-                eta=cfg.eta,
+                eta=cfg.learning_rate,
                 eta_sigma=cfg.sigma_learning_rate,
                 beta_kl=cfg.beta,
-                entropy_bonus=cfg.bonus,
-                sigma_min=cfg.floor,
+                entropy_bonus=cfg.entropy_bonus,
+                sigma_min=cfg.sigma_min,
                 sigma_max=(hi - lo) / 2,
                 max_mu_step=cfg.max_mu_step,
                 p_min=lo,
@@ -199,12 +127,12 @@ class GRPOController:
             self.policy = reference_update(
                 self.policy,
                 np.clip(samples, lo, hi),
-                adv[0],
+                adv[-1],
                 committed,
-                eta=cfg.eta,
+                eta=cfg.learning_rate,
                 beta_kl=cfg.beta,
-                beta_h=cfg.bonus,
-                sigma_min=cfg.floor,
+                beta_h=cfg.entropy_bonus,
+                sigma_min=cfg.sigma_min,
                 p_min=lo,
                 p_max=hi,
             )
@@ -222,61 +150,70 @@ class GRPOController:
         `resume`, the env and this controller were restored from a round checkpoint
         (`load_state_dict` on both): the episode continues without a reset.
         """
-        env = self.env.unwrapped
+        episode_result = self.env.get_wrapper_attr("episode_result")
         if resume:
-            done, committed = env._done, env.committed
+            status = episode_result()
+            done, committed = status.termination != "", status.committed_ratio
         else:
             _, info = self.env.reset(seed=seed)
-            done, committed = env._done, info["committed_ratio"]
+            done, committed = info["termination"] != "", info["committed_ratio"]
+        ahead = self.ctrl.probe_batch == "group"
         samples: list[float] = []
         rewards: list[float] = []
-        ahead = self.ctrl.probe_batch == "group"
         group: list[float] = []
         while not done:
             if ahead and not samples:
                 # The group is drawn up front (the same draws in the same order as one at a
                 # time) so that the env can score the C candidates together.
-                group = [self.sample() for _ in range(self.config.num_generations)]
-                env.probe_ahead([self.ctrl.action_of(s) for s in group])
+                group = [self.sample() for _ in range(self.group_size)]
+                self.env.get_wrapper_attr("probe_ahead")([self._ratio(g) for g in group])
             sample = group[len(samples)] if ahead else self.sample()
-            _, reward, terminated, truncated, info = self.env.step(self.ctrl.action_of(sample))
+            action = action_for(self.env, self._ratio(sample))
+            _, reward, terminated, truncated, info = self.env.step(action)
             done = terminated or truncated
             samples.append(sample)
             rewards.append(reward)
-            if len(samples) == self.config.num_generations:
+            if len(samples) == self.group_size:
                 logged = self.update(samples, rewards, committed)
                 if callback is not None:
-                    ratios = [float(np.clip(s, self.ctrl.p_min, self.ctrl.p_max)) for s in samples]
+                    ratios = [self._ratio(x) for x in samples]
                     callback({"ratios": ratios, "rewards": rewards, **logged, **info})
                 samples, rewards = [], []
                 committed = info["committed_ratio"]
-        self.result = env.episode_result()
+        self.result = episode_result()
         return self
 
     # -------------------------------------------------------------- persistence
 
     def state_dict(self) -> dict[str, Any]:
-        """Policy and sampler state as plain data (a round checkpoint's agent part)."""
+        """Policy, sampler and reward history as plain data (a round checkpoint's agent part)."""
         return {
             "mu": self.policy.mu,
             "sigma": self.policy.sigma,
             "rng": self.rng.bit_generator.state,
+            "groups": [list(g) for g in self.groups],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from `state_dict`: the next sample is the one the checkpoint would draw."""
         self.policy = GaussianPolicy(float(state["mu"]), float(state["sigma"]))
         self.rng.bit_generator.state = state["rng"]
+        self.groups = [list(g) for g in state.get("groups", [])]
 
     def save(self, path: str | Path) -> None:
         """Policy and config as JSON (no pickle)."""
-        state = {"config": asdict(self.config), "mu": self.policy.mu, "sigma": self.policy.sigma}
+        state = {
+            "config": asdict(self.config),
+            "seed": self.seed,
+            "mu": self.policy.mu,
+            "sigma": self.policy.sigma,
+        }
         atomic_write_text(path, json.dumps(state, indent=2))
 
     @classmethod
-    def load(cls, path: str | Path, env: Any) -> GRPOController:
+    def load(cls, path: str | Path, env: gym.Env) -> GRPOController:
         """Rebuild a controller saved with `save`, bound to `env`."""
         state = json.loads(Path(path).read_text())
-        agent = cls(env, GRPOConfig(**state["config"]))
+        agent = cls(env, GRPOConfig(**state["config"]), seed=state.get("seed"))
         agent.policy = GaussianPolicy(state["mu"], state["sigma"])
         return agent

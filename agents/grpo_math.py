@@ -1,9 +1,10 @@
 """GRPO maths for a Gaussian policy over the prune ratio, as small pure functions.
 
 Group-relative advantages follow TRL's GRPOTrainer semantics (`scale_rewards` in group / batch /
-none, unbiased std, + 1e-4 in the denominator, `frac_reward_zero_std`). TRL computes them
-inline in its trainer for token sequences, so there is no library function to call for a
-scalar action: they are written here, with hand-computed tests.
+none, NaN-aware unbiased std, + 1e-4 in the denominator, NaN rewards with advantage 0,
+`frac_reward_zero_std`). TRL computes them inline in its trainer's generation step, over torch
+tensors of completions, so there is no library function to call for a scalar action: they are
+written here on numpy, and tests/test_grpo_math.py runs TRL's own block of code beside them.
 
 Two policy updates:
 
@@ -45,11 +46,14 @@ _EPS = 1e-4
 def group_advantages(rewards: np.ndarray, scale_rewards: str = "group") -> tuple[np.ndarray, float]:
     """Advantages of rewards shaped (n_groups, group_size), and the share of zero-std groups.
 
-    - every reward minus its group's mean;
-    - `group`: divided by the group's std + 1e-4 (TRL's default);
-    - `batch`: divided by the std over all rewards + 1e-4;
-    - `none`: centred only (the reference controller's rule).
-    A group whose rewards are all equal gets zero advantages in every mode.
+    TRL's GRPOTrainer semantics (its "sum_then_normalize" aggregation with one reward function,
+    checked against TRL's own code in tests/test_grpo_math.py):
+    - every reward minus its group's mean, NaN rewards left out of the mean;
+    - `group`: divided by the group's (unbiased, NaN-aware) std + 1e-4 (TRL's default);
+    - `batch`: divided by the std over all rewards of the batch + 1e-4;
+    - `none`: centred only (the reference controller's rule);
+    - a NaN reward (an unscorable probe) gets advantage 0, as TRL does.
+    Equal rewards give advantages of zero up to float rounding (TRL does not round them off).
     """
     if scale_rewards not in SCALE_REWARDS:
         raise ValueError(
@@ -58,19 +62,31 @@ def group_advantages(rewards: np.ndarray, scale_rewards: str = "group") -> tuple
     r = np.asarray(rewards, dtype=np.float64)
     if r.ndim != 2 or r.shape[1] < 2:
         raise ValueError(f"rewards shape {r.shape}: need (n_groups, group_size >= 2)")
-    centred = r - r.mean(axis=1, keepdims=True)
-    group_std = r.std(axis=1, ddof=1, keepdims=True)
-    zero_std = np.isclose(group_std, 0.0).ravel()
-    if scale_rewards == "group":
-        adv = centred / (group_std + _EPS)
-    elif scale_rewards == "batch":
-        adv = centred / (r.std(ddof=1) + _EPS) if r.size > 1 else centred
-    else:
-        adv = centred
-    # r - mean(r) is not exactly 0 in floating point for equal rewards (0.4 * 3 / 3 != 0.4),
-    # and dividing by std + eps magnifies the residue; equal rewards carry no signal.
-    adv[np.all(r == r[:, :1], axis=1)] = 0.0
-    return adv, float(zero_std.mean())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centred = r - _nanmean(r, axis=1)[:, None]
+        group_std = _nanstd(r, axis=1)
+        if scale_rewards == "batch":
+            std = np.full(r.shape, _nanstd(r.reshape(1, -1), axis=1)[0] if r.size > 1 else 0.0)
+        else:
+            std = np.repeat(group_std[:, None], r.shape[1], axis=1)
+        adv = centred / (std + _EPS) if scale_rewards != "none" else centred
+    zero_std = np.isclose(std, 0.0)[:, 0]
+    return np.nan_to_num(adv, nan=0.0), float(zero_std.mean())
+
+
+def _nanmean(x: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over `axis` without NaNs (NaN where every value is NaN), without warnings."""
+    count = np.sum(~np.isnan(x), axis=axis)
+    total = np.nansum(x, axis=axis)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _nanstd(x: np.ndarray, axis: int) -> np.ndarray:
+    """Unbiased std over `axis` without NaNs (NaN with fewer than two values), as TRL's nanstd."""
+    mean = _nanmean(x, axis)
+    count = np.sum(~np.isnan(x), axis=axis)
+    var = _nanmean((x - np.expand_dims(mean, axis)) ** 2, axis)
+    return np.where(count > 1, np.sqrt(var * count / np.maximum(count - 1, 1)), np.nan)
 
 
 @dataclass(frozen=True)

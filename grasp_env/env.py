@@ -3,142 +3,31 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from grasp_env.config import ControllerConfig, ExperimentConfig, choices
+
 __all__ = [
-    "COMMIT_RULES",
-    "PROBE_BATCHES",
     "PSTAR_RULES",
-    "REWARD_MODES",
-    "STARTS",
     "ControllerConfig",
     "EpisodeResult",
     "GraspLoRAEnv",
     "commit_ratio",
 ]
 
-REWARD_MODES: tuple[str, ...] = ("improvement", "relative")
-COMMIT_RULES: tuple[str, ...] = ("best_nonnegative", "best")
-PSTAR_RULES: tuple[str, ...] = ("spline", "quadratic", "best_reward", "last_committed")
-COMMIT_MASKS: tuple[str, ...] = ("committed", "candidate")
-STARTS: tuple[str, ...] = ("unpruned", "p_init")
-PROBE_BATCHES: tuple[str, ...] = ("single", "group")
+PSTAR_RULES: tuple[str, ...] = choices(ControllerConfig, "pstar_rule")
+"""The p* rules `learned_ratio` knows (`--controller.pstar-rule`)."""
 
 _LOSS_CAP = 20.0
 _REWARD_CAP = 10.0
-
-
-@dataclass(frozen=True)
-class ControllerConfig:
-    """Controller-run knobs shared by the environment and the agents (PAPER.md defaults)."""
-
-    p_min: float = 0.10
-    """Smallest prune ratio an action can propose."""
-    p_max: float = 0.80
-    """Largest prune ratio an action can propose."""
-    p_init: float = 0.40
-    """Committed ratio at the start of the run (the first commit moves at most
-    max_step_delta away from it)."""
-    start: str = "unpruned"
-    """What the adapter trains with before the first commit: 'unpruned' (the reference: no
-    mask until a candidate beats the unpruned model) or 'p_init' (pruned at p_init from the
-    start, this package's behaviour before 2026-11-29)."""
-    update_interval: int = 10
-    """K: optimizer steps between two rounds."""
-    group_size: int = 3
-    """C: candidates probed per round (env steps per round)."""
-    micro_dev_size: int = 16
-    """Micro-dev rows each probe evaluates."""
-    max_step_delta: float = 0.10
-    """Largest change of the committed ratio in one round."""
-    train_steps: int | None = None
-    """Optimizer-step budget of the run; None takes the preset's final-run max_steps."""
-    reward_mode: str = "improvement"
-    """'improvement' (L0 - L, the paper) or 'relative' ((L0 - L) / L0)."""
-    commit_rule: str = "best_nonnegative"
-    """'best_nonnegative' (the paper: commit the best candidate only if its reward >= 0) or
-    'best' (always move towards the best candidate)."""
-    commit_mask: str = "committed"
-    """Mask built at the 'committed' (clipped) ratio, or at the 'candidate' ratio as the
-    reference code does (its recorded ratio and real sparsity then disagree)."""
-    pstar_rule: str = "spline"
-    """'spline' (minimiser of a penalised spline fitted to every probe of the run with round
-    fixed effects), 'quadratic' (the same with a quadratic: this package's rule before
-    2026-11-29, biased on curves that are not parabolas), 'best_reward' (the paper: the
-    candidate with the largest single reward) or 'last_committed' (grasp_env.pstar).
-    'spline' is the default on the strength of scripts/pstar_study.py (docs/BENCHMARKS.md)."""
-    pstar_extrapolate: bool = False
-    """'quadratic' rule: search the fitted curve only over the range of ratios probed in the
-    run (False, default) or over all of [p_min, p_max] (True). A curve fitted to clustered
-    probes says little far from them: with a 60-step budget the extrapolating fit put p* at
-    the 0.8 bound in one QA en->ar seed (docs/BENCHMARKS.md)."""
-    settle_rounds: int = 0
-    """Stop the controller run early once the learned ratio (under `pstar_rule`) has stayed
-    within `settle_tol` for this many consecutive rounds (0: never; the paper runs the whole
-    budget). The final run is separate, so rounds after p* settles buy nothing."""
-    settle_tol: float = 0.02
-    """Largest spread of the last `settle_rounds` + 1 learned-ratio estimates that counts as
-    settled."""
-    min_rounds: int = 3
-    """Rounds always run before `settle_rounds` may stop the run."""
-    probe_batch: str = "single"
-    """'single' (one forward pass per candidate, the reference) or 'group': an agent that
-    knows a round's C candidates before the first reward (GRPO) hands them to
-    `GraspLoRAEnv.probe_ahead`, which scores them in shared forward passes (PEFT's
-    mixed-adapter batches). The same losses up to float rounding; which one is faster
-    depends on the device (docs/BENCHMARKS.md, "Speed")."""
-
-    def __post_init__(self) -> None:
-        def bad(field: str, fix: str) -> ValueError:
-            return ValueError(f"{field}={getattr(self, field)!r} is invalid; fix: {fix}")
-
-        if not (0.0 <= self.p_min < self.p_max <= 1.0):
-            raise ValueError(
-                f"p_min={self.p_min!r}, p_max={self.p_max!r}: need 0 <= p_min < p_max <= 1; "
-                "fix: swap or correct the bounds"
-            )
-        if not self.p_min <= self.p_init <= self.p_max:
-            raise bad("p_init", f"use a ratio in [p_min, p_max] = [{self.p_min}, {self.p_max}]")
-        if not isinstance(self.update_interval, int) or self.update_interval < 1:
-            raise bad("update_interval", "use K >= 1 optimizer steps between rounds")
-        if not isinstance(self.group_size, int) or self.group_size < 2:
-            raise bad("group_size", "use C >= 2 candidates per round (a group needs two)")
-        if not isinstance(self.micro_dev_size, int) or self.micro_dev_size < 1:
-            raise bad("micro_dev_size", "use at least 1 row")
-        if not 0.0 < self.max_step_delta <= 1.0:
-            raise bad("max_step_delta", "use a step in (0, 1]")
-        if not isinstance(self.settle_rounds, int) or self.settle_rounds < 0:
-            raise bad("settle_rounds", "use 0 (off) or a positive number of rounds")
-        if not 0.0 < self.settle_tol <= 1.0:
-            raise bad("settle_tol", "use a spread in (0, 1]")
-        if not isinstance(self.min_rounds, int) or self.min_rounds < 1:
-            raise bad("min_rounds", "use at least 1 round")
-        if self.train_steps is not None and self.train_steps < self.update_interval:
-            raise bad("train_steps", f"use at least update_interval={self.update_interval}")
-        for field, allowed in (
-            ("reward_mode", REWARD_MODES),
-            ("commit_rule", COMMIT_RULES),
-            ("commit_mask", COMMIT_MASKS),
-            ("start", STARTS),
-            ("pstar_rule", PSTAR_RULES),
-            ("probe_batch", PROBE_BATCHES),
-        ):
-            if getattr(self, field) not in allowed:
-                raise bad(field, f"use one of {allowed}")
-
-    def ratio_of(self, action: float) -> float:
-        """Map an action in [-1, 1] linearly onto [p_min, p_max]."""
-        return self.p_min + (float(action) + 1.0) * 0.5 * (self.p_max - self.p_min)
-
-    def action_of(self, ratio: float) -> np.ndarray:
-        """The env action that maps onto `ratio` (clipped to [-1, 1]): `ratio_of`'s inverse."""
-        a = (float(ratio) - self.p_min) / (self.p_max - self.p_min) * 2.0 - 1.0
-        return np.array([np.clip(a, -1.0, 1.0)], dtype=np.float32)
+_MATCH_TOL = 1e-5
+"""How close a stepped ratio must be to an announced one (`probe_ahead`) to take its loss:
+action wrappers (RescaleAction) round-trip a ratio through float32 arithmetic."""
 
 
 @dataclass(frozen=True)
@@ -234,16 +123,31 @@ class GraspLoRAEnv(gym.Env):
     `max_episode_steps` (TimeLimit).
 
     ## Arguments
-    `preset` (tiny/default/paper), `task`, `source`, `target`, `model`, `data_seed` (the
-    target-row draw), `merge_form`, `mask_scope` ('per_tensor', the reference, or 'global': a
-    pipeline setting, used only when the env prepares its own pipeline; a `prepared` pipeline
-    brings its own), and every `ControllerConfig` field as a keyword.
+    `config`: an `grasp_env.config.ExperimentConfig` (default: the `default` preset); the env
+    reads `config.controller` and, unless `prepared` is given, builds the pipeline it
+    describes (backbone and adapters cached). `controller`: a `ControllerConfig` that replaces
+    `config.controller` (convenient for stand-ins). `prepared`: an already prepared pipeline
+    (`grasp_env.lm.pipeline.prepare`), whose config is then the env's. `process`: a stand-in
+    process with the same five methods (`grasp_env.synthetic`, `grasp_env.surrogate`); then
+    the controller's `train_steps` is the budget.
+
+    ## Agent API
+    Agents reach these through `env.get_wrapper_attr(name)`, so wrappers keep working:
+    - `config`: the `ControllerConfig` (p_min, p_max, group_size, update_interval, ...);
+    - `budget`: optimizer steps of the run;
+    - `probe_ahead(ratios)`: announce the ratios the next steps of the round will propose, so
+      that the process can score them together (`--controller.probe-batch group`);
+    - `episode_result()`: the `EpisodeResult` so far (its `termination` is empty while the
+      episode runs; `committed_ratio` is the committed ratio);
+    - `history`: one record per finished round (candidates, rewards, losses, L0, commit);
+    - `learned_ratio(rule)`: p* under any rule of `PSTAR_RULES`.
 
     ## Version History
     - v1: absolute masks with a stash (probes below p measure a less pruned model; a
       downward commit restores the released weights); unpruned until the first commit
       (reference); L0 enters p* at the ratio of the mask in force; p* rule 'spline' by
-      default; episode_result(); a stalled process ends the episode.
+      default; episode_result(); a stalled process ends the episode. Later, without a change
+      of semantics: one config tree (`config=`), announced ratios matched within 1e-5.
     - v0: initial version (probes at or below p returned L0; pruned at p_init from reset).
     """
 
@@ -251,55 +155,51 @@ class GraspLoRAEnv(gym.Env):
 
     def __init__(
         self,
-        preset: str = "tiny",
-        task: str = "qa",
-        source: str = "en",
-        target: str = "ar",
-        model: str | None = None,
-        data_seed: int = 42,
-        merge_form: str = "reference",
-        mask_scope: str = "per_tensor",
-        render_mode: str | None = None,
+        config: ExperimentConfig | None = None,
+        *,
+        controller: ControllerConfig | None = None,
         prepared: Any = None,
         process: Any = None,
-        **controller: Any,
+        render_mode: str | None = None,
     ) -> None:
-        """Build the pipeline (cached backbone and adapters) and the spaces."""
-        unknown = set(controller) - set(ControllerConfig.__dataclass_fields__)
-        if unknown:
-            raise TypeError(
-                f"GraspLoRA-v1 got unknown keyword(s) {sorted(unknown)}; fix: use one of "
-                f"{sorted(ControllerConfig.__dataclass_fields__)}"
-            )
+        """Build (or take) the process behind the env, and the spaces."""
         if render_mode is not None:
             raise ValueError(f"render_mode={render_mode!r}; fix: GraspLoRA-v1 has no rendering")
-        self.config = ControllerConfig(**controller)
+        if config is not None and not isinstance(config, ExperimentConfig):
+            raise TypeError(
+                f"config is a {type(config).__name__}; fix: pass a grasp_env.config."
+                "ExperimentConfig (e.g. ExperimentConfig.from_preset('tiny'))"
+            )
+        if config is None:
+            config = prepared.cfg if prepared is not None else ExperimentConfig()
+        if controller is not None:
+            if not isinstance(controller, ControllerConfig):
+                raise TypeError(
+                    f"controller is a {type(controller).__name__}; fix: pass a "
+                    "grasp_env.config.ControllerConfig"
+                )
+            config = replace(config, controller=controller)
+        self.experiment = config
+        self.config = config.controller
         if process is not None:
-            # A stand-in process (grasp_env.synthetic) for controller analysis and agent unit
-            # tests; never for the demo or a benchmark.
+            # A stand-in process (grasp_env.synthetic, grasp_env.surrogate) for controller
+            # research and agent tests; never for the demo or a live benchmark.
             if self.config.train_steps is None:
-                raise ValueError("train_steps=None with a custom process; fix: pass train_steps")
+                raise ValueError(
+                    "controller.train_steps=None with a stand-in process; fix: set "
+                    "ControllerConfig(train_steps=...) (a stand-in has no final-run recipe)"
+                )
             self.process = process
             self.budget = self.config.train_steps
         else:
             if prepared is None:
-                from grasp_env.lm.pipeline import PipelineConfig, prepare
-                from grasp_env.lm.presets import get_preset
+                from grasp_env.lm.pipeline import prepare
 
-                cfg = PipelineConfig(
-                    task=task,
-                    source=source,
-                    target=target,
-                    seed=data_seed,
-                    merge_form=merge_form,
-                    mask_scope=mask_scope,
-                    model=model,
-                )
-                prepared = prepare(get_preset(preset), cfg, progress=False, log=lambda _: None)
+                prepared = prepare(config, progress=False, log=lambda _: None)
             from grasp_env.process import LoraProcess
 
-            self.process = LoraProcess(prepared, self.config.micro_dev_size)
-            self.budget = self.config.train_steps or prepared.cfg.final_lora.max_steps
+            self.process = LoraProcess(prepared)
+            self.budget = config.budget
         self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
         self.observation_space = spaces.Box(
             low=np.array([0, 0, 0, 0, -_REWARD_CAP, 0, 0], dtype=np.float32),
@@ -344,9 +244,11 @@ class GraspLoRAEnv(gym.Env):
         if self._done:
             raise RuntimeError("step() called after the episode ended; fix: call env.reset()")
         ratio = self.config.ratio_of(self._check_action(action))
-        loss = self._probed_ahead(ratio)
-        if loss is None:
+        announced = self._probed_ahead(ratio)
+        if announced is None:
             loss = self.process.probe(ratio)
+        else:
+            ratio, loss = announced  # the ratio the loss was measured at
         reward = self._reward(loss)
         self.candidates.append(ratio)
         self.losses.append(loss)
@@ -367,35 +269,45 @@ class GraspLoRAEnv(gym.Env):
             {**self._get_info(), **info_probe},
         )
 
-    def probe_ahead(self, actions: Any) -> None:
+    def probe_ahead(self, ratios: Any) -> None:
         """Probe the round's coming candidates now, together (`probe_batch='group'`).
 
-        For agents that choose a round's C actions before seeing a reward (GRPO samples its
-        group at once): the process scores them in shared forward passes
-        (`LoraProcess.probe_group`) and the next `step`s take their losses from here, in
-        order. The episode is unchanged: rewards, commits and history are those of stepping
-        the same actions one by one (up to float rounding). A `step` whose action differs
-        from the next announced one probes it alone and drops the rest of the announcement.
+        For agents that choose a round's candidate ratios before seeing a reward (GRPO samples
+        its group at once): the process scores them in shared forward passes
+        (`LoraProcess.probe_group`) and the next `step`s take their losses from here, in order.
+        The episode is unchanged: rewards, commits and history are those of stepping the same
+        ratios one by one (up to float rounding). A `step` whose ratio is within 1e-5 of the
+        next announced one takes its loss (action wrappers round-trip ratios through float32);
+        a step with another ratio probes alone and drops the rest of the announcement.
         """
         if not self._ready or self._done:
             raise RuntimeError("probe_ahead() outside a running episode; fix: call env.reset()")
-        ratios = [self.config.ratio_of(self._check_action(a)) for a in actions]
-        room = self.config.group_size - len(self.candidates)
-        if not 0 < len(ratios) <= room:
+        cfg = self.config
+        announced = [float(r) for r in np.asarray(ratios, dtype=np.float64).reshape(-1)]
+        room = cfg.group_size - len(self.candidates)
+        if not 0 < len(announced) <= room:
             raise ValueError(
-                f"probe_ahead got {len(ratios)} actions with {room} left in the round; fix: "
-                f"announce between 1 and {room} actions"
+                f"probe_ahead got {len(announced)} ratios with {room} left in the round; fix: "
+                f"announce between 1 and {room} ratios"
+            )
+        bad = [r for r in announced if not (math.isfinite(r) and cfg.p_min <= r <= cfg.p_max)]
+        if bad:
+            raise ValueError(
+                f"probe_ahead ratios {bad} are outside [p_min, p_max] = [{cfg.p_min}, "
+                f"{cfg.p_max}]; fix: clip them to the range"
             )
         group = getattr(self.process, "probe_group", None)
-        losses = group(ratios) if group is not None else [self.process.probe(r) for r in ratios]
-        self._ahead = list(zip(ratios, losses, strict=True))
+        losses = (
+            group(announced) if group is not None else [self.process.probe(r) for r in announced]
+        )
+        self._ahead = list(zip(announced, losses, strict=True))
 
-    def _probed_ahead(self, ratio: float) -> float | None:
-        """The announced loss of `ratio` if it is the next one announced (else None)."""
+    def _probed_ahead(self, ratio: float) -> tuple[float, float] | None:
+        """(announced ratio, loss) if `ratio` is the next one announced (else None)."""
         ahead = getattr(self, "_ahead", [])
-        if ahead and ahead[0][0] == ratio:
+        if ahead and abs(ahead[0][0] - ratio) <= _MATCH_TOL:
             self._ahead = ahead[1:]
-            return float(ahead[0][1])
+            return ahead[0]
         self._ahead = []
         return None
 
@@ -410,7 +322,7 @@ class GraspLoRAEnv(gym.Env):
         rule = rule or self.config.pstar_rule
         if rule not in PSTAR_RULES:
             raise ValueError(f"p* rule={rule!r} is unknown; fix: use one of {PSTAR_RULES}")
-        if rule in ("spline", "quadratic"):
+        if rule in ("spline", "spline_recent", "quadratic"):
             fit = self.pstar_fit(rule)
             return float(fit.ratio) if fit is not None else float(self.committed)
         if rule == "last_committed" or self.best_reward == -math.inf:
@@ -429,11 +341,11 @@ class GraspLoRAEnv(gym.Env):
         )
 
     def pstar_fit(self, rule: str = "spline"):
-        """The fit behind the 'spline' or 'quadratic' rule over the finished rounds (or None).
+        """The fit behind a fitted rule (spline, spline_recent, quadratic) or None.
 
         L0 enters at the ratio of the mask it was measured with (0 before the first commit).
         """
-        from grasp_env.pstar import fit_quadratic, fit_spline, probes_of
+        from grasp_env.pstar import fit_quadratic, fit_spline, fit_spline_recent, probes_of
 
         probes = probes_of(
             [
@@ -446,6 +358,8 @@ class GraspLoRAEnv(gym.Env):
         cfg = self.config
         if rule == "quadratic":
             return fit_quadratic(probes, cfg.p_min, cfg.p_max, cfg.pstar_extrapolate)
+        if rule == "spline_recent":
+            return fit_spline_recent(probes, cfg.p_min, cfg.p_max)
         return fit_spline(probes, cfg.p_min, cfg.p_max)
 
     def close(self) -> None:
@@ -562,7 +476,8 @@ class GraspLoRAEnv(gym.Env):
         self.round_index += 1
         self.candidates, self.rewards, self.losses = [], [], []
         self._ahead = []
-        self.estimates.append(self.learned_ratio())
+        if cfg.settle_rounds:  # a fit per round only when the settle rule reads it
+            self.estimates.append(self.learned_ratio())
         if self.process.steps_done >= self.budget:
             self.termination = "budget spent"
         elif self._settled():
@@ -606,7 +521,3 @@ class GraspLoRAEnv(gym.Env):
             "best_reward_ratio": self.learned_ratio("best_reward"),
             "termination": self.termination,
         }
-
-    def config_dict(self) -> dict[str, Any]:
-        """The controller configuration as plain data (for run configs)."""
-        return asdict(self.config)

@@ -9,7 +9,7 @@ expensive LM work sits behind five methods (ARCHITECTURE.md):
 - `probe(ratio)` — micro-dev loss of the model masked at `ratio` (an *absolute* mask: entries
   the committed mask holds at zero come back from the stash when `ratio` is lower), weights
   restored exactly; `probe_group(ratios)` — the same for a round's candidates at once, in
-  shared forward passes (`--probe-batch group`);
+  shared forward passes (`--controller.probe-batch group`);
 - `commit(ratio)` — rebuild the committed mask at `ratio` from fresh importance on the
   effective weights, stash and zero the newly pruned entries (AdamW moments reset), revive the
   released ones from the stash;
@@ -25,37 +25,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from grasp_env.lm.adapters import host_of
-from grasp_env.lm.batches import encode_rows, evaluate_loss, evaluate_losses, model_device
-from grasp_env.lm.pruning import PruneState, lora_parameters, sparsity
-from grasp_env.lm.train import DataOrder, masked_step
+from grasp_env.lm.batches import evaluate_loss, evaluate_losses, model_device
+from grasp_env.lm.host import canonical_name, host_of
+from grasp_env.lm.order import RowStream
+from grasp_env.lm.pruning import PruneState, lora_parameters
+from grasp_env.lm.step import masked_step
 from grasp_env.seeding import PrivateTorchStream
 
 __all__ = ["LoraProcess"]
-
-_EVAL_BATCH = 16
-"""Rows per forward pass when evaluating the micro-dev set."""
 
 
 class LoraProcess:
     """The merged adapter being fine-tuned while candidate prune ratios are probed."""
 
-    def __init__(self, prep: Any, micro_dev_size: int = 16) -> None:
+    def __init__(self, prep: Any) -> None:
         """Build on a prepared pipeline (`grasp_env.lm.pipeline.prepare`).
 
-        The mask scope is the pipeline's (`prep.cfg.mask_scope`): probes, commits and the final
-        run prune the same way. `micro_dev_size` is the env's knob (ControllerConfig).
+        The mask scope is the pipeline's (`--merge.mask-scope`): probes, commits and the final
+        run prune the same way. The micro-dev rows are the prepared micro-dev split
+        (`--micro-dev-rows`); training follows the final run's recipe (`--final.*`).
         """
         from grasp_env.lm.pipeline import start_model
 
-        available = len(prep.splits.micro_dev)
-        if micro_dev_size > available:
-            raise ValueError(
-                f"micro_dev_size={micro_dev_size} exceeds the micro-dev split "
-                f"({available} rows); fix: lower micro_dev_size or enlarge the split"
-            )
         self.prep = prep
-        self.lora = prep.cfg.final_lora
+        self.lora = prep.cfg.final
+        self.scope = prep.cfg.merge.mask_scope
+        self.eval_batch_size = prep.cfg.eval.eval_batch_size
         self.host = host_of(prep.base)
         self.name = self.host.unique("controller")
         """This process's adapter on the shared backbone (activated before every computation)."""
@@ -63,16 +58,12 @@ class LoraProcess:
         self.params = lora_parameters(self.model)
         self.device = model_device(self.model)
         self.initial = {n: p.detach().clone() for n, p in self.params.items()}
-        rows = prep.splits.micro_dev[:micro_dev_size]
-        cfg = prep.cfg
-        self.micro_dev = encode_rows(
-            prep.tokenizer, rows, cfg.task, cfg.target, prep.preset.max_length
-        )
+        self.micro_dev = prep.encoded["micro_dev"]
         self.train_split = prep.encoded["train"]
         self.optimizer: Any = None
         self.prune = PruneState(self.params)
         self.steps_done = 0
-        self._order = DataOrder(len(self.train_split), 0)
+        self._order = RowStream(len(self.train_split), 0)
         self._stream = PrivateTorchStream(self.device)
         """Dropout's random stream: the agent's draws never shift it (`PrivateTorchStream`)."""
         self._slots: list[str] = []
@@ -95,7 +86,7 @@ class LoraProcess:
         )
         self.prune = PruneState(self.params)
         self.steps_done = 0
-        self._order = DataOrder(len(self.train_split), seed)
+        self._order = RowStream(len(self.train_split), seed)
         self.model.train()
 
     # ------------------------------------------------------------------- queries
@@ -107,12 +98,16 @@ class LoraProcess:
         self._slots, self._slot_params = [], {}
         self.host.drop(self.name)
 
-    def baseline_loss(self) -> float:
-        """Micro-dev loss L0 with the committed mask (already applied to the weights)."""
-        self.host.activate(self.name)
-        return evaluate_loss(self.model, self.micro_dev, self.prep.pad_id, _EVAL_BATCH)
+    def baseline_loss(self, split: Any = None) -> float:
+        """Micro-dev loss L0 with the committed mask (already applied to the weights).
 
-    def probe(self, ratio: float) -> float:
+        `split` scores another encoded split instead (probe data collection, not agents).
+        """
+        self.host.activate(self.name)
+        rows = self.micro_dev if split is None else split
+        return evaluate_loss(self.model, rows, self.prep.pad_id, self.eval_batch_size)
+
+    def probe(self, ratio: float, split: Any = None) -> float:
         """Micro-dev loss of the model masked at `ratio`; weights restored exactly.
 
         The mask is absolute (PAPER.md, controller step 4): it is ranked on the effective
@@ -124,9 +119,9 @@ class LoraProcess:
 
         backup = {n: p.detach().clone() for n, p in self.params.items()}
         try:
-            keep = self.prune.masks_at(self.params, ratio, self.prep.cfg.mask_scope)
+            keep = self.prune.masks_at(self.params, ratio, self.scope)
             self.prune.load_candidate(self.params, keep)
-            return self.baseline_loss()
+            return self.baseline_loss(split)
         finally:
             with torch.no_grad():
                 for name, p in self.params.items():
@@ -145,15 +140,16 @@ class LoraProcess:
 
         slots = self._candidate_slots(len(ratios))
         effective = self.prune.effective(self.params)
-        scope = self.prep.cfg.mask_scope
         with torch.no_grad():
             for slot, ratio in zip(slots, ratios, strict=True):
-                keep = self.prune.masks_at(self.params, ratio, scope)
+                keep = self.prune.masks_at(self.params, ratio, self.scope)
                 for name, live in self.params.items():
                     candidate = torch.where(keep[name], effective[name], torch.zeros_like(live))
                     self._slot_params[slot][name].copy_(candidate)
         self.host.activate(self.name)
-        return evaluate_losses(self.model, self.micro_dev, self.prep.pad_id, slots, _EVAL_BATCH)
+        return evaluate_losses(
+            self.model, self.micro_dev, self.prep.pad_id, slots, self.eval_batch_size
+        )
 
     def _candidate_slots(self, count: int) -> list[str]:
         """`count` candidate adapters shaped like this process's (added when missing).
@@ -188,15 +184,11 @@ class LoraProcess:
         """Fraction of LoRA entries the committed mask holds at zero (0 before any commit)."""
         return self.prune.sparsity()
 
-    def zero_fraction(self) -> float:
-        """Fraction of LoRA entries that are exactly zero right now."""
-        return sparsity(self.params)
-
     # --------------------------------------------------------------- checkpoint
 
     def _canonical(self, tensors: dict[str, Any]) -> dict[str, Any]:
         """Keys without this process's adapter name (checkpoints outlive the name)."""
-        return {n.replace(f".{self.name}.", "."): t for n, t in tensors.items()}
+        return {canonical_name(n): t for n, t in tensors.items()}
 
     def _local(self, tensors: dict[str, Any]) -> dict[str, Any]:
         """`_canonical`'s inverse: keys of this process's adapter."""
@@ -256,28 +248,46 @@ class LoraProcess:
         new mask releases get their stashed values back. Returns the achieved sparsity, which
         equals `ratio` up to flooring.
         """
-        keep = self.prune.masks_at(self.params, ratio, self.prep.cfg.mask_scope)
+        keep = self.prune.masks_at(self.params, ratio, self.scope)
         self.prune.commit(self.params, keep, self.optimizer)
         return self.sparsity()
 
-    def adapter_at(self, ratio: float) -> dict[str, Any]:
-        """The adapter pruned at `ratio` (committed now), keyed like `lora_state`: a copy.
+    def continuation(self, ratio: float, max_steps: int) -> Any:
+        """This run, committed at `ratio` now, as the start of a final run (single pass).
 
-        The single-pass protocol continues this adapter at p* instead of training a fresh one
-        from the merge (`grasp_env.lm.pipeline.final_run(start=...)`).
+        Carries everything the run's training state is: the weights, the AdamW state (moments
+        and step counts), the mask and stash (so the final run's mask rebuilds can revive the
+        entries the controller pruned) and the position in the row stream (the final run
+        trains on the rows this run would have drawn next). Copies: the process is untouched
+        but for the commit.
         """
-        from grasp_env.lm.adapters import lora_state
+        import copy
+
+        from grasp_env.lm.host import lora_state
+        from grasp_env.lm.pipeline import Continuation
 
         self.commit(ratio)
         self.host.activate(self.name)
-        return lora_state(self.model)
+        prune = self.prune.state_dict()
+        return Continuation(
+            weights=lora_state(self.model),
+            optimizer=copy.deepcopy(self.optimizer.state_dict()),
+            prune={
+                "keep": None if prune["keep"] is None else self._canonical(prune["keep"]),
+                "stash": self._canonical(prune["stash"]),
+            },
+            stream_seed=self._order.seed,
+            position=self._order.position,
+            max_steps=max_steps,
+        )
 
     def train(self, k: int) -> list[float]:
         """`k` optimizer steps (batch as in the final-run recipe), committed mask enforced.
 
-        The step is `grasp_env.lm.train.masked_step`, the final run's; it stops at a
-        non-finite loss (returned last, so the env can end the episode). Dropout draws from
-        the process's own stream (`PrivateTorchStream`), whatever the agent draws between.
+        The step is `grasp_env.lm.step.masked_step` (what the final run's Trainer and its mask
+        callback do for one step); it stops at a non-finite loss (returned last, so the env can
+        end the episode). Dropout draws from the process's own stream (`PrivateTorchStream`),
+        whatever the agent draws between.
         """
         import math
 
@@ -286,7 +296,7 @@ class LoraProcess:
         self.model.train()
         with self._stream.active():
             for _ in range(k):
-                rows = self._order.next(self.lora.batch_size)
+                rows = self._order.take(self.lora.batch_size)
                 loss = masked_step(
                     self.model,
                     self.params,

@@ -19,6 +19,15 @@ absorbing the training progress, and return the minimiser of f:
   is searched only where the run probed densely (at least 4 probes within +-0.05), so a
   sparsely probed edge cannot produce a spurious minimum.
 - `fit_quadratic` (rule 'quadratic'): f a quadratic; unbiased only when the curve is one.
+- `fit_spline_recent` (rule 'spline_recent'): the curve at the LAST round from
+  `spline_posterior`, a round-aware version of the spline: a penalised drift term lets the
+  curve change over the run (the real optimum moves while the adapter trains, and the final
+  run sees the end curve), a per-round smooth random function models the round-to-round
+  change of the curve's shape (the real process's dominant noise: its probes are
+  deterministic within a round), and the penalties and variance ratios are chosen by REML.
+  Its Gaussian posterior also drives the Thompson-sampling controller (`agents.bayes`).
+  Measured on the stand-ins of `grasp_env.surrogate` (scripts/controller_study.py,
+  docs/results/controller_study.md).
 
 Written by hand on numpy: no maintained package fits a penalised spline with unpenalised group
 fixed effects cheaply enough to run after every round (statsmodels' GLMGam can, with scipy,
@@ -32,7 +41,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PstarFit", "Probes", "bspline_basis", "fit_quadratic", "fit_spline", "probes_of"]
+__all__ = [
+    "PstarFit",
+    "Probes",
+    "SplinePosterior",
+    "bspline_basis",
+    "fit_quadratic",
+    "fit_spline",
+    "fit_spline_recent",
+    "probes_of",
+    "spline_posterior",
+]
 
 _KNOTS = np.linspace(0.0, 1.0, 15)
 """Knots of the B-spline basis over the whole ratio range (spacing 1/14)."""
@@ -174,3 +193,230 @@ def fit_spline(probes: Probes, p_min: float, p_max: float) -> PstarFit | None:
     dense = support.sum(axis=1) >= _SUPPORT_COUNT
     searched = np.where(dense, curve, np.inf) if dense.any() else curve
     return PstarFit(float(grid[np.argmin(searched)]), grid, curve, n, lam)
+
+
+# ---------------------------------------------------------------- the round-aware spline (REML)
+
+_REML_LAMBDAS = np.logspace(-8, 4, 49)
+"""Smoothing weights of the curve that REML chooses from (all at once: see spline_posterior)."""
+DRIFT_LAMBDAS: tuple[float, ...] = (1e-2, 1.0, 1e2, 1e5)
+"""Penalty weights of the drift term REML chooses from (1e5: practically no drift)."""
+JITTER: tuple[float, ...] = (0.0, 1.0, 8.0, 64.0)
+"""Variance ratios (round-to-round shape change / per-probe noise) REML chooses from; the
+real process's probes are deterministic within a round, so the top of the range matters."""
+WALK: tuple[float, ...] = (0.0,)
+"""Variance ratios of a random-walk change of the shape over the run (off by default: on the
+train instances it bought nothing over the drift term; scripts/controller_study.py)."""
+AGE_NOISE: tuple[float, ...] = (0.0,)
+"""Extra independent variance per unit of age (off by default, as WALK)."""
+PESSIMISM = 0.0
+"""p* = argmin of (posterior mean + PESSIMISM * posterior sd of the curve's shape) where the
+run probed densely. Measured on the train instances (docs/results/controller_study.md):
+dropping the dense-probing condition for sd-pessimism alone helps uniformly random probes
+(bounds and cliffs are reached) but is disastrous with GRPO's clustered probes (mean regret
+1.4% -> 3.3% at 15 rounds: the fitted curve extrapolates low where nothing was probed), and
+with the condition kept, pessimism changes nothing measurable; so 0."""
+_JITTER_TERMS = 4
+
+
+def shape_kernel(x: np.ndarray, terms: int = _JITTER_TERMS) -> np.ndarray:
+    """Covariance of a smooth random change of the curve's shape between ratios x_i and x_j.
+
+    sum_k cos(k pi (x_i - x_j)) / k^2 for k = 1..terms: a random Fourier series with 1/k decay,
+    wiggles a few tenths of the ratio range wide (what the real process's round-to-round
+    change looks like: docs/BENCHMARKS.md, "The real micro-dev curve").
+    """
+    k = np.arange(1, terms + 1)
+    d = np.asarray(x, float)[:, None] - np.asarray(x, float)[None, :]
+    return (np.cos(np.pi * k * d[..., None]) / k**2).sum(axis=-1)
+
+
+@dataclass(frozen=True)
+class SplinePosterior:
+    """A fitted round-aware spline and the Gaussian posterior of its last-round curve."""
+
+    grid: np.ndarray
+    """Ratios over [p_min, p_max] where the curve is evaluated."""
+    mean: np.ndarray
+    """Posterior mean of the last round's curve on `grid` (up to a constant)."""
+    factor: np.ndarray
+    """F with mean + F @ z (z ~ N(0, I)) a draw of the curve on `grid`."""
+    dense: np.ndarray
+    """Grid points with at least 4 probes within +-0.05, where p* is searched (as `fit_spline`
+    does: a sparsely probed stretch cannot produce a spurious minimum)."""
+    n_points: int
+    """Losses used."""
+    penalty: float
+    """The curve's smoothing weight REML chose."""
+    sigma: float
+    """Per-probe noise standard deviation (REML estimate)."""
+    hyper: dict
+    """Every hyperparameter REML chose (penalty, drift_penalty, jitter, walk, age_noise)."""
+
+    @property
+    def shape_sd(self) -> np.ndarray:
+        """Posterior sd of the curve on `grid` relative to its mean over the grid (its shape)."""
+        centred = self.factor - self.factor.mean(axis=0, keepdims=True)
+        return np.sqrt((centred**2).sum(axis=1))
+
+    @property
+    def ratio(self) -> float:
+        """p*: the minimiser of the posterior mean (+ PESSIMISM * shape_sd) where probed densely."""
+        return self.pessimistic_ratio(PESSIMISM)
+
+    def pessimistic_ratio(self, kappa: float, dense_only: bool = True) -> float:
+        """The minimiser of mean + kappa * shape_sd, over `dense` points (if any) or all."""
+        score = self.mean + kappa * self.shape_sd if kappa else self.mean
+        if dense_only and self.dense.any():
+            score = np.where(self.dense, score, np.inf)
+        return float(self.grid[int(np.argmin(score))])
+
+    def sample_argmins(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Argmins over `grid` of `n` curves drawn from the posterior (Thompson sampling)."""
+        z = rng.standard_normal((n, self.factor.shape[1]))
+        draws = self.mean[None, :] + z @ self.factor.T
+        return self.grid[np.argmin(draws, axis=1)]
+
+
+def spline_posterior(
+    probes: Probes,
+    p_min: float,
+    p_max: float,
+    drift: bool = True,
+    jitter: Sequence[float] = JITTER,
+    walk: Sequence[float] = WALK,
+    age_noise: Sequence[float] = AGE_NOISE,
+    walk_length: float | None = None,
+    grid_points: int = 281,
+    ahead: float = 0.0,
+) -> SplinePosterior | None:
+    """The last round's curve from every probe: spline, round effects, drift, jitter; REML.
+
+    Model, with s = (round - last) / last in [-1, 0] and a = -s the age of a round:
+
+        L = c_round + f(ratio) + s * h(ratio) + j_round(ratio) + w_round(ratio) + e
+
+    - f: the curve at the LAST round (cubic B-spline on 15 knots, third-difference penalty:
+      quadratics are free), what p* is read from;
+    - h: the curve's linear change over the run, on the same basis, fully penalised (second
+      differences plus a ridge, so REML can shrink it to nothing when the curve does not
+      move): an optimum that moves while the adapter trains is tracked, not averaged;
+    - j_round: a fresh smooth random function per round (`shape_kernel`, variance ratio
+      `jitter` to the noise), the real process's round-to-round change of the curve's shape:
+      the probes of one round share it, so a round is worth less than its probe count;
+    - w_round: optional (`walk` > 0) random walk of the shape, covariance
+      walk * min(a, a') * kernel (`walk_length`: a squared-exponential kernel of that length
+      instead of `shape_kernel`); `age_noise` > 0 adds independent variance age_noise * a;
+    - e: independent noise, variance sigma^2 (profiled out).
+
+    With `ahead` > 0 the returned curve is f + ahead * h, the drift projected `ahead` run-
+    lengths past the last round (a controller may aim its probes where the optimum is going).
+
+    The penalties and variance ratios are chosen by restricted maximum likelihood (Wood 2011's
+    criterion with the scale profiled out), which compares models with different noise
+    structures where GCV cannot: for each noise structure and drift penalty the curve
+    penalty's whole grid costs one eigendecomposition (base + lam * P = R'(I + lam U M U')R).
+    The posterior of f is Gaussian (penalties as priors). None with fewer than 4 distinct
+    ratios.
+    """
+    if probes.distinct < 4:
+        return None
+    x, y, t = probes.ratios, probes.losses, probes.rounds
+    last = int(t.max())
+    basis = bspline_basis(x)
+    nb = basis.shape[1]
+    blocks = [basis, _round_dummies(t, True)]
+    use_drift = bool(drift) and last > 0
+    if use_drift:
+        blocks.append(basis * ((t - last) / last)[:, None])
+    design = np.column_stack(blocks)
+    n, size = design.shape
+    pen_f = np.zeros((size, size))
+    d3 = np.diff(np.eye(nb), 3, axis=0)
+    pen_f[:nb, :nb] = d3.T @ d3
+    pen_h = np.zeros((size, size))
+    logdet_h = 0.0
+    if use_drift:
+        d2 = np.diff(np.eye(nb), 2, axis=0)
+        block = d2.T @ d2 + 1e-3 * np.eye(nb)  # proper: the drift can shrink to zero
+        pen_h[-nb:, -nb:] = block
+        logdet_h = float(np.linalg.slogdet(block)[1])
+    rank_f = nb - 3
+    unpenalised = 3 + len(np.unique(t)) - 1
+    same_round = t[:, None] == t[None, :]
+    kernel = shape_kernel(x)
+    age = (last - t) / max(last, 1)
+    if walk_length is None:
+        walk_kernel = kernel
+    else:
+        walk_kernel = np.exp(-0.5 * ((x[:, None] - x[None, :]) / walk_length) ** 2)
+    walk_cov = np.minimum(age[:, None], age[None, :]) * walk_kernel
+    log_lams = np.log(_REML_LAMBDAS)
+    best = None
+    for rho, q, omega in [(a, b, c) for a in jitter for b in walk for c in age_noise]:
+        cov = np.eye(n) + rho * kernel * same_round + q * walk_cov + omega * np.diag(age)
+        chol = np.linalg.cholesky(cov)
+        logdet_v = 2.0 * float(np.log(np.diag(chol)).sum())
+        xw, yw = np.linalg.solve(chol, design), np.linalg.solve(chol, y)
+        gram, moment, yy = xw.T @ xw, xw.T @ yw, float(yw @ yw)
+        ridge = 1e-8 * float(np.trace(gram)) / size * np.eye(size)
+        for lam_h in DRIFT_LAMBDAS if use_drift else (1.0,):
+            base = gram + lam_h * pen_h + ridge
+            r = np.linalg.cholesky(base).T
+            r_inv = np.linalg.solve(r, np.eye(size))
+            mu, u = np.linalg.eigh(r_inv.T @ pen_f @ r_inv)
+            mu = np.clip(mu, 0.0, None)
+            z = u.T @ (r_inv.T @ moment)
+            shrink = 1.0 + _REML_LAMBDAS[:, None] * mu[None, :]
+            deviance = yy - (z[None, :] ** 2 / shrink).sum(axis=1)
+            logdet_a = 2.0 * float(np.log(np.abs(np.diag(r))).sum()) + np.log(shrink).sum(axis=1)
+            log_s = rank_f * log_lams + (nb * np.log(lam_h) + logdet_h if use_drift else 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                crit = (n - unpenalised) * np.log(deviance / (n - unpenalised))
+            crit = np.where(deviance > 0, crit + logdet_v + logdet_a - log_s, np.inf)
+            k = int(np.argmin(crit))
+            if np.isfinite(crit[k]) and (best is None or crit[k] < best[0]):
+                hyper = {
+                    "penalty": float(_REML_LAMBDAS[k]),
+                    "drift_penalty": lam_h,
+                    "jitter": rho,
+                    "walk": q,
+                    "age_noise": omega,
+                }
+                best = (float(crit[k]), hyper, moment, base, float(deviance[k]))
+    if best is None:
+        return None
+    _, hyper, moment, base, deviance = best
+    if not use_drift:
+        hyper["drift_penalty"] = None
+    system = base + hyper["penalty"] * pen_f
+    coef = np.linalg.solve(system, moment)
+    scale = deviance / (n - unpenalised)
+    grid = np.linspace(p_min, p_max, grid_points)
+    at = bspline_basis(grid)
+    pick = np.zeros((nb, size))  # the curve's coefficients: f, or f + ahead * h
+    pick[:, :nb] = np.eye(nb)
+    if use_drift and ahead:
+        pick[:, -nb:] = ahead * np.eye(nb)
+    cov_f = scale * pick @ np.linalg.inv(system) @ pick.T
+    vals, vecs = np.linalg.eigh(0.5 * (cov_f + cov_f.T))
+    factor = at @ (vecs * np.sqrt(np.clip(vals, 0.0, None)))
+    support = np.abs(x[None, :] - grid[:, None]) <= _SUPPORT_WIDTH
+    dense = support.sum(axis=1) >= _SUPPORT_COUNT
+    return SplinePosterior(
+        grid, at @ (pick @ coef), factor, dense, n, hyper["penalty"], float(np.sqrt(scale)), hyper
+    )
+
+
+def fit_spline_recent(probes: Probes, p_min: float, p_max: float) -> PstarFit | None:
+    """Rule 'spline_recent': p* from the last round's curve (`spline_posterior`).
+
+    The same call shape as `fit_spline`. The curve is the round-aware spline's (drift over the
+    run, round-to-round shape change, REML-chosen smoothing); p* minimises its posterior mean
+    over [p_min, p_max] where at least 4 probes lie within +-0.05. With fewer than 4 distinct
+    ratios, `fit_quadratic`'s answer.
+    """
+    post = spline_posterior(probes, p_min, p_max)
+    if post is None:
+        return fit_quadratic(probes, p_min, p_max)
+    return PstarFit(post.ratio, post.grid, post.mean, post.n_points, post.penalty)

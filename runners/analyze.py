@@ -14,7 +14,7 @@ from pathlib import Path
 import tyro
 
 from grasp_env.runs.cli import run_cli
-from grasp_env.runs.dirs import save_figure
+from grasp_env.runs.dirs import check_figure_path, save_figure
 
 PANELS = (
     ("controller/committed_ratio", "committed ratio p"),
@@ -78,6 +78,9 @@ def main(args: Args) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    check_figure_path(args.out)
+    if not args.run_dirs:
+        raise ValueError("no run directory given; fix: pass the run directories to compare")
     runs = {d.name: read_scalars(d) for d in args.run_dirs}
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     for ax, (tag, title) in zip(axes.ravel(), PANELS, strict=True):

@@ -2,6 +2,8 @@
 
     python runners/benchmark.py --agents grpo random --seeds 42 1337 9001
     python runners/benchmark.py --preset tiny --agents grpo --seeds 0 --ratios 0.2 0.6
+    python runners/benchmark.py --method paper --agents grpo   # the paper's method
+    python runners/benchmark.py --baselines zero_shot source_only ties lorahub
 
 Per seed, the shared preparation (backbone, adapters, merge: cached) is done once and timed
 apart. Then the grid: one final run per ratio, the lowest dev loss chosen; and every agent: one
@@ -14,7 +16,7 @@ scored on test: the least a grid needs to choose). An agent's time is its contro
 plus its final run, test scoring included. "grid-best-test" is the grid point with the best
 mean test metric: an oracle to compare quality with, not a method.
 
-    python runners/benchmark.py --agents grpo --train-steps 60 \
+    python runners/benchmark.py --agents grpo --controller.train-steps 60 \
         --grid-from runs/benchmark-qa-en-ar/benchmark.json --run-name qa-en-ar-60
 
 reuses an earlier grid to compare controller settings.
@@ -30,69 +32,79 @@ dies retried from its start. Writes <out-dir>/<run-name>/benchmark.json and benc
 
 from __future__ import annotations
 
-import json
 import resource
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Literal
 
-import tyro
-
-from agents import AGENTS, GRPOConfig, check_probe_batch, make_agent
-from grasp_env.env import ControllerConfig, GraspLoRAEnv
-from grasp_env.lm.pipeline import final_run, prepare
-from grasp_env.lm.presets import get_preset
+from agents import AGENT_NAMES, check_probe_batch, make_agent
+from grasp_env.config import ExperimentConfig, FanOutConfig
+from grasp_env.env import GraspLoRAEnv
+from grasp_env.lm.baselines import BASELINES, run_baseline
+from grasp_env.lm.pipeline import check_experiment, final_run, prepare
 from grasp_env.runs.checkpoint import maybe_fault
-from grasp_env.runs.cli import ExperimentArgs, check_before_work, run_cli
+from grasp_env.runs.cli import RunDirArgs, check_used, config_record, experiment_of, run_cli
 from grasp_env.runs.controller import run_episode
-from grasp_env.runs.dirs import make_run_dir, save_figure, write_json
-from grasp_env.runs.fanout import FanOutArgs, prepared, run_all
-from grasp_env.runs.points import RunSpec, keep_prepared
-from grasp_env.runs.protocol import ProtocolArgs, start_of
+from grasp_env.runs.dirs import make_run_dir, read_config, save_figure, write_json
+from grasp_env.runs.fanout import check_fanout, run_all
+from grasp_env.runs.points import RunSpec, keep_prepared, prepared_for
+from grasp_env.runs.protocol import continuation_of
+
+AgentName = Literal.__getitem__(AGENT_NAMES)
+BaselineName = Literal.__getitem__(BASELINES)
 
 
 @dataclass(frozen=True)
-class Args(ExperimentArgs, FanOutArgs, ProtocolArgs):
+class Args(RunDirArgs, FanOutConfig, ExperimentConfig):
     """Grid search against controller agents: quality, ratio and wall time."""
 
-    agents: tuple[str, ...] = ("grpo",)
+    agents: tuple[AgentName, ...] = ("grpo",)
     """Agents to compare with the grid (any registry name)."""
+    baselines: tuple[BaselineName, ...] = ()
+    """The paper's baselines on the same prepared adapters (grasp_env.lm.baselines):
+    zero_shot, source_only, target_only, merged_no_prune, ties, dare_linear, dare_ties,
+    magnitude_prune (PEFT merges, density = 1 - ratio chosen on dev over --ratios), lorahub."""
     seeds: tuple[int, ...] = (42, 1337, 9001)
-    """Seeds (target rows, adapters, data order, agents)."""
+    """Seeds (target rows, adapters, data order, agents); --seed is not read."""
     ratios: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
     """The grid's ratios (the paper: 0.1 .. 0.8)."""
-    controller: Annotated[ControllerConfig, tyro.conf.OmitArgPrefixes] = field(
-        default_factory=ControllerConfig
-    )
-    """Controller-run knobs of every agent (the env's), e.g. --train-steps for the budget."""
-    grpo: GRPOConfig = field(default_factory=GRPOConfig)
-    """GRPO settings of the 'grpo' agent (its seed is each run's seed unless set)."""
     grid_from: Path | None = None
     """Reuse the grid of an earlier benchmark.json with the same preset, task, languages,
     model, merge form, seeds and ratios (e.g. to compare controller settings without paying
     for the grid again). Its seconds are the earlier run's."""
 
 
-GRID_KEYS = (
-    "preset",
-    "task",
-    "source",
-    "target",
-    "model",
-    "merge_form",
-    "source_data",
-    "target_data",
-    "seeds",
-    "ratios",
-    "final_importance",
-    "final_rebuild_every",
-    "decode_batch_size",
-    "decode_order",
-)
-GRID_KEY_DEFAULTS = {"decode_batch_size": 16, "decode_order": "given"}
-"""What a benchmark.json written before a key existed ran with."""
+GRID_GROUPS = ("data", "backbone", "source_lora", "target_lora", "merge", "final", "eval")
+"""Config groups that shape the grid's points (the controller and GRPO settings do not)."""
+AGENT_ONLY = ("final.protocol", "final.continue_steps")
+"""Final-run settings only the agents' runs read."""
+
+
+def _grid_settings(config: dict) -> dict:
+    """The settings a grid's points depend on, as dotted paths (from a config record)."""
+    flat = dict(leaves_of(config))
+    keep = {
+        k: v
+        for k, v in flat.items()
+        if k.split(".")[0] in GRID_GROUPS
+        and k not in AGENT_ONLY
+        and not k.startswith("data.embedded")
+    }
+    keep.update({"seeds": flat.get("seeds"), "ratios": flat.get("ratios")})
+    return keep
+
+
+def leaves_of(record: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """A nested config record (config.json, benchmark.json's config) as dotted paths."""
+    out = []
+    for key, value in record.items():
+        if isinstance(value, dict):
+            out.extend(leaves_of(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
 
 
 def _peak_rss_mb() -> float:
@@ -104,19 +116,25 @@ class Task:
     """One independent run of the benchmark: a grid point, or an agent's episode + final run."""
 
     spec: RunSpec
-    """Preset, pipeline config (the seed's) and, for a grid point, the ratio."""
+    """The experiment (the seed's) and, for a grid point, the ratio."""
     agent: str | None = None
-    """None: the grid point at spec.ratio; else this agent's controller run and final run."""
-    args: Args | None = None
-    """The benchmark's flags (controller and GRPO settings) for an agent task."""
+    """None: the grid point at spec.ratio (or a baseline); else this agent's two runs."""
+    baseline: str | None = None
+    """A baseline of grasp_env.lm.baselines (its ratios: `ratios`)."""
+    ratios: tuple[float, ...] = ()
+    """The grid's ratios (a PEFT merge baseline chooses its density over them)."""
+
+    @property
+    def method(self) -> str:
+        """The benchmark.json method this task's result belongs to."""
+        return self.agent or self.baseline or "grid"
 
 
 def _run_task(task: Task) -> dict:
     """Run `task` (in this process or a Ray worker) on its seed's preparation (cached)."""
-    prep = prepared(
-        task.spec.prep_key(),
-        lambda: prepare(get_preset(task.spec.preset), task.spec.cfg, progress=False),
-    )
+    prep = prepared_for(task.spec)
+    if task.baseline is not None:
+        return {**run_baseline(prep, task.baseline, task.ratios), "peak_rss_mb": _peak_rss_mb()}
     if task.agent is None:
         run = final_run(prep, task.spec.ratio, "merged")
         return {
@@ -130,7 +148,7 @@ def _run_task(task: Task) -> dict:
             "predictions": run.predictions,
             "peak_rss_mb": _peak_rss_mb(),
         }
-    return _agent(prep, task.agent, task.spec.cfg.seed, task.args)
+    return _agent(prep, task.agent)
 
 
 def _grid(points: list[dict]) -> dict:
@@ -154,20 +172,19 @@ def _grid(points: list[dict]) -> dict:
     }
 
 
-def _agent(prep, name: str, seed: int, args: Args) -> dict:
+def _agent(prep, name: str) -> dict:
     t0 = time.perf_counter()
-    env = GraspLoRAEnv(prepared=prep, **asdict(args.controller))
-    result = run_episode(env, make_agent(name, env, seed=seed, grpo=args.grpo), seed)
+    cfg = prep.cfg
+    env = GraspLoRAEnv(prepared=prep)
+    result = run_episode(env, make_agent(name, env, seed=cfg.seed, config=cfg), cfg.seed)
     process = env.unwrapped.process if result.rounds else None
-    lora, start = start_of(
-        args.protocol, process, result.learned_ratio, prep.cfg.final_lora, args.continue_steps
-    )
+    start = continuation_of(cfg.final, process, result.learned_ratio)
     env.close()
     controller_s = time.perf_counter() - t0
     maybe_fault("benchmark_agent")  # tests: a worker killed between the controller and final run
-    run = final_run(prep, result.learned_ratio, "merged", lora=lora, start=start)
+    run = final_run(prep, result.learned_ratio, "merged", start=start)
     return {
-        "protocol": args.protocol,
+        "protocol": cfg.final.protocol,
         "final_steps": run.fit.steps,
         "ratio": result.learned_ratio,
         "learned_ratio_by_rule": result.learned_ratio_by_rule,
@@ -198,7 +215,7 @@ def _best_point(grid_per_seed: list[dict], metric: str) -> list[dict]:
     ]
 
 
-def _load_grid(args: Args) -> tuple[list[dict], list[float], list[str]]:
+def _load_grid(args: Args, record: dict) -> tuple[list[dict], list[float], list[str]]:
     """The grid of `--grid-from`, its preparation seconds and its per-seed fingerprints.
 
     Refused when any setting that shapes the grid differs from this run's, or when the file
@@ -208,56 +225,36 @@ def _load_grid(args: Args) -> tuple[list[dict], list[float], list[str]]:
     if not path.is_file():
         raise ValueError(f"--grid-from {path}: no such file; fix: give an earlier benchmark.json")
     try:
-        earlier = json.loads(path.read_text())
+        earlier = read_config(path)
         config, grid = earlier["config"], earlier["methods"]["grid"]
         per_seed, prepare_s = grid["per_seed"], earlier["prepare_s"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        fingerprints = earlier.get("fingerprints")
+        if not isinstance(config, dict) or not per_seed or "points" not in per_seed[0]:
+            raise TypeError("no grid points")
+    except (KeyError, TypeError, IndexError, ValueError) as err:
         raise ValueError(
-            f"--grid-from {path}: not a benchmark.json ({type(err).__name__}: {err}); fix: give "
-            "one written by runners/benchmark.py"
+            f"--grid-from {path}: not a benchmark.json of this version ({type(err).__name__}: "
+            f"{err}); fix: give one written by runners/benchmark.py, or run the grid again"
         ) from None
-    ours = asdict(args)
-    for key in GRID_KEYS:
-        mine = list(ours[key]) if isinstance(ours[key], tuple) else ours[key]
-        theirs = config.get(key, GRID_KEY_DEFAULTS.get(key))
-        if theirs != mine:
-            raise ValueError(
-                f"--grid-from {path}: its {key}={theirs!r} differs from this run's "
-                f"{mine!r}; fix: use the same {key} or run the grid again"
-            )
-    # written before issue 13, when every adapter was trained by the loop
-    theirs, mine = config.get("adapter_trainer", "loop"), args.adapter_trainer
-    if theirs != mine:
-        raise ValueError(
-            f"--grid-from {path}: its adapters were trained with adapter_trainer={theirs!r}, "
-            f"this run's with {mine!r} (other adapters, another grid); fix: pass "
-            f"--adapter-trainer {theirs} or run the grid again"
-        )
-    mine = args.mask_scope
-    theirs = config.get("mask_scope", config.get("controller", {}).get("mask_scope"))
-    if theirs != mine:
-        raise ValueError(
-            f"--grid-from {path}: its mask_scope={theirs!r} differs from this run's {mine!r}; "
-            "fix: use the same --mask-scope or run the grid again"
-        )
-    if earlier.get("metric_conventions") != args.metric_conventions():
-        raise ValueError(
-            f"--grid-from {path}: its test scores were computed under other metric conventions "
-            f"({earlier.get('metric_conventions')} vs {args.metric_conventions()}); fix: use "
-            "the same --rouge/--bertscore-model or run the grid again"
-        )
-    if not per_seed or "points" not in per_seed[0]:
-        raise ValueError(
-            f"--grid-from {path}: written by an older benchmark.py without per-point timings; "
-            "fix: run the grid again"
-        )
-    fingerprints = earlier.get("fingerprints")
     if not fingerprints:
         raise ValueError(
             f"--grid-from {path}: written before benchmark.json recorded the fingerprints of "
             "its prepared adapters, so they cannot be checked against this run's (another "
             "install or cache can build other adapters from the same flags); fix: run the "
             "grid again"
+        )
+    theirs, mine = _grid_settings(config), _grid_settings(record)
+    for key in sorted(set(theirs) | set(mine)):
+        if theirs.get(key) != mine.get(key):
+            raise ValueError(
+                f"--grid-from {path}: its {key}={theirs.get(key)!r} differs from this run's "
+                f"{mine.get(key)!r}; fix: use the same setting or run the grid again"
+            )
+    if earlier.get("metric_conventions") != experiment_of(args).metric_conventions():
+        raise ValueError(
+            f"--grid-from {path}: its test scores were computed under other metric conventions "
+            f"({earlier.get('metric_conventions')}); fix: use the same --eval.rouge/"
+            "--eval.bertscore-model or run the grid again"
         )
     return per_seed, prepare_s, fingerprints
 
@@ -279,14 +276,23 @@ def _summary(per_seed: list[dict]) -> dict:
 
     metrics = per_seed[0]["test"].keys()
     out = {
-        "ratios": [r["ratio"] for r in per_seed],
+        "ratios": [r.get("ratio") for r in per_seed],
         "test": {m: mean_std([r["test"][m] for r in per_seed]) for m in metrics},
         "test_loss": mean_std([r["test_loss"] for r in per_seed]),
         "seconds": mean_std([r["seconds"] for r in per_seed]),
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in per_seed),
+        "peak_rss_mb": max(r.get("peak_rss_mb", 0.0) for r in per_seed),
         "per_seed": per_seed,
     }
-    for key in ("seconds_select", "controller_s", "final_s", "final_train_s", "final_eval_s"):
+    for key in (
+        "seconds_select",
+        "controller_s",
+        "final_s",
+        "final_train_s",
+        "final_eval_s",
+        "train_s",
+        "search_s",
+        "eval_s",
+    ):
         if key in per_seed[0]:
             out[key] = mean_std([r[key] for r in per_seed])
     return out
@@ -312,30 +318,32 @@ def _plot(results: dict, metric: str, out: Path) -> None:
     save_figure(fig, out, dpi=110)
 
 
-def main(args: Args) -> int:
+def main(args: Args, defaults: Args) -> int:
     """Run the grid and the agents on every seed; write benchmark.json and the plot."""
     started = time.perf_counter()
-    unknown = [a for a in args.agents if a not in AGENTS]
-    if unknown:
-        raise ValueError(f"--agents {unknown} unknown; fix: use any of {sorted(AGENTS)}")
-    args.check_protocol()
     if not args.seeds:
         raise ValueError("--seeds is empty; fix: give at least one seed")
+    if args.seed != defaults.seed:
+        raise ValueError(
+            f"--seed {args.seed}: the benchmark runs every seed of --seeds and reads no --seed; "
+            "fix: pass --seeds instead"
+        )
     if not args.ratios or not all(0.0 <= r <= 1.0 for r in args.ratios):
         raise ValueError(f"--ratios {list(args.ratios)}; fix: give ratios in [0, 1]")
+    check_used(args, defaults, tuple(args.agents))
     check_probe_batch(args.agents, args.controller.probe_batch)
-    preset = get_preset(args.preset)
-    check_before_work(args, preset, args.controller)
-    metric = "em" if args.task == "qa" else "rouge_l"
+    args.check_run_dir()
+    check_experiment(experiment_of(args))
+    check_fanout(args)
+    record = config_record(args, defaults)
+    metric = "em" if args.data.task == "qa" else "rouge_l"
     earlier_grid, earlier_prepare, earlier_prints = (
-        _load_grid(args) if args.grid_from else (None, None, None)
+        _load_grid(args, record) if args.grid_from else (None, None, None)
     )
-    fan = args.fanout()  # --workers, --threads, Ray installed: before the run dir
-    name = args.run_name or f"benchmark-{args.task}-{args.source}-{args.target}"
+    data = args.data
+    name = args.run_name or f"benchmark-{data.task}-{data.source}-{data.target}"
     run_dir = make_run_dir(args.out_dir, name, args.overwrite)
-    per_method, prepare_s, placement, prints = _run_seeds(
-        args, preset.name, earlier_grid, earlier_prints, fan
-    )
+    per_method, prepare_s, placement, prints = _run_seeds(args, earlier_grid, earlier_prints)
     predictions = _take_predictions(per_method, args.seeds)
     per_method["grid-best-test"] = _best_point(per_method["grid"], metric)
     results = {m: _summary(v) for m, v in per_method.items()}
@@ -347,21 +355,17 @@ def main(args: Args) -> int:
     write_json(
         run_dir / "benchmark.json",
         {
-            "config": {
-                **asdict(args),
-                "out_dir": str(args.out_dir),
-                "grid_from": str(args.grid_from) if args.grid_from else None,
-            },
+            "config": {**record, "grid_from": str(args.grid_from) if args.grid_from else None},
             "prepare_s": prepare_s,
             "fingerprints": prints,
             "placement": placement,
-            "workers": {"workers": fan.workers, "threads_per_run": fan.threads_per_run}
-            if not fan.in_process
+            "workers": {"workers": args.workers, "threads_per_run": args.threads_per_run}
+            if not args.in_process
             else {"workers": 1},
             "grid_prepare_s": earlier_prepare,
             "wall_s": time.perf_counter() - started,
             "methods": results,
-            "metric_conventions": args.metric_conventions(),
+            "metric_conventions": experiment_of(args).metric_conventions(),
         },
     )
     if predictions:
@@ -373,13 +377,9 @@ def main(args: Args) -> int:
 
 
 def _run_seeds(
-    args: Args,
-    preset: str,
-    earlier_grid: list[dict] | None,
-    earlier_prints: list[str] | None,
-    fan,
+    args: Args, earlier_grid: list[dict] | None, earlier_prints: list[str] | None
 ) -> tuple[dict[str, list[dict]], list[float], dict, list[str]]:
-    """Every seed's grid points and agent runs, spread as `fan` says.
+    """Every seed's grid points and agent runs, spread as --workers says.
 
     Returns (results by method, preparation seconds per seed, placement, fingerprint per
     seed). Each seed is prepared here first (timed: the shared cost, built into the cache
@@ -390,36 +390,38 @@ def _run_seeds(
     """
     done: list[tuple[Task, dict | None]] = []
     prepare_s, placement, prints = [], {}, []
+    experiment = experiment_of(args)
     for i, seed in enumerate(args.seeds):
-        cfg = args.pipeline_config(seed=seed)
+        cfg = replace(experiment, seed=seed)
         t0 = time.perf_counter()
-        prep = prepare(get_preset(preset), cfg, progress=False)
+        prep = prepare(cfg, progress=False)
         prepare_s.append(time.perf_counter() - t0)
         placement = asdict(prep.placement)
         prints.append(prep.fingerprint())
         if earlier_prints is not None:
             _check_prepared(args, seed, prints[-1], earlier_prints[i])
-        tasks = [] if earlier_grid else [Task(RunSpec(preset, cfg, r)) for r in args.ratios]
-        tasks += [Task(RunSpec(preset, cfg, 0.0), a, args) for a in args.agents]
-        if fan.in_process:
+        tasks = [] if earlier_grid else [Task(RunSpec(cfg, r)) for r in args.ratios]
+        tasks += [Task(RunSpec(cfg, 0.0), a) for a in args.agents]
+        tasks += [Task(RunSpec(cfg, 0.0), None, b, args.ratios) for b in args.baselines]
+        if args.in_process:
             keep_prepared(tasks[0].spec, prep)
-            done += zip(tasks, run_all(_run_task, tasks, fan), strict=True)
+            done += zip(tasks, run_all(_run_task, tasks, args), strict=True)
         else:
             done += [(t, None) for t in tasks]
         del prep
-    if not fan.in_process:
+    if not args.in_process:
         tasks = [t for t, _ in done]
-        done = list(zip(tasks, run_all(_run_task, tasks, fan), strict=True))
+        done = list(zip(tasks, run_all(_run_task, tasks, args), strict=True))
     per_method: dict[str, list[dict]] = {"grid": []}
     for i, seed in enumerate(args.seeds):
         mine = [(t, r) for t, r in done if t.spec.cfg.seed == seed]
         if earlier_grid is None:
-            per_method["grid"].append(_grid([r for t, r in mine if t.agent is None]))
+            per_method["grid"].append(_grid([r for t, r in mine if t.method == "grid"]))
         else:
             per_method["grid"].append(earlier_grid[i])
         for t, r in mine:
-            if t.agent is not None:
-                per_method.setdefault(t.agent, []).append(r)
+            if t.method != "grid":
+                per_method.setdefault(t.method, []).append(r)
     return per_method, prepare_s, placement, prints
 
 
@@ -439,7 +441,7 @@ def _take_predictions(per_method: dict[str, list[dict]], seeds: tuple[int, ...])
                         {
                             "method": method,
                             "seed": seed,
-                            "ratio": point["ratio"],
+                            "ratio": point.get("ratio"),
                             "predictions": point.pop("predictions"),
                         }
                     )
@@ -455,7 +457,7 @@ def _table(results: dict, metric: str) -> str:
     ]
     for m, res in results.items():
         q, nll, sec = res["test"][metric], res["test_loss"], res["seconds"]
-        ratios = ", ".join(f"{r:.3f}" for r in res["ratios"])
+        ratios = ", ".join("-" if r is None else f"{r:.3f}" for r in res["ratios"])
         lines.append(
             f"| {m} | {ratios} | {q[0]:.2f} +- {q[1]:.2f} | {nll[0]:.3f} +- {nll[1]:.3f} | "
             f"{sec[0]:.1f} | {res['speedup_vs_grid_select']:.2f}x | "

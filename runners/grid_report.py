@@ -11,7 +11,6 @@ difference of the best merged point against each control.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import tyro
 
 from grasp_env.runs.cli import run_cli
-from grasp_env.runs.dirs import save_figure
+from grasp_env.runs.dirs import check_figure_path, read_json_record, save_figure
 
 
 @dataclass(frozen=True)
@@ -36,13 +35,12 @@ class Args:
 
 def _load(run_dirs: tuple[Path, ...]) -> list[dict]:
     runs = []
+    fix = "pass run directories written by runners/grid_search.py"
     for d in run_dirs:
-        path = d / "metrics.json"
-        if not path.is_file():
-            raise ValueError(
-                f"{path} does not exist; fix: pass directories written by grid_search.py"
-            )
-        runs.append(json.loads(path.read_text()))
+        if not d.is_dir():
+            raise ValueError(f"{d} is not a run directory; fix: {fix}")
+        needs = ("task", "source", "target", "points")
+        runs.append(read_json_record(d / "metrics.json", "a grid search's metrics", needs, fix))
     keys = {(r["task"], r["source"], r["target"]) for r in runs}
     if len(keys) != 1:
         raise ValueError(f"runs mix tasks or languages {sorted(keys)}; fix: one pair per report")
@@ -174,6 +172,7 @@ def plot(runs: list[dict], metric: str, out: Path) -> None:
 
 def main(args: Args) -> int:
     """Load, plot, print the table."""
+    check_figure_path(args.out)
     runs = _load(args.run_dirs)
     metric = args.metric or ("em" if runs[0]["task"] == "qa" else "rouge_l")
     plot(runs, metric, args.out)

@@ -16,57 +16,56 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import asdict, dataclass
+from typing import Literal
 
-from grasp_env.lm.pipeline import final_run, prepare
-from grasp_env.lm.presets import get_preset
-from grasp_env.runs.cli import ExperimentArgs, run_cli
+from grasp_env.config import ExperimentConfig, FanOutConfig
+from grasp_env.lm.pipeline import check_experiment, final_run, prepare
+from grasp_env.runs.cli import RunDirArgs, check_used, config_record, experiment_of, run_cli
 from grasp_env.runs.dirs import make_run_dir, write_json
-from grasp_env.runs.fanout import FanOutArgs, run_all
+from grasp_env.runs.fanout import check_fanout, run_all
 from grasp_env.runs.points import RunSpec, final_run_point, keep_prepared
 
-BASELINES = ("target_only", "target_only_pruned", "merged_no_prune")
+Baseline = Literal["target_only", "target_only_pruned", "merged_no_prune"]
 
 
 @dataclass(frozen=True)
-class Args(ExperimentArgs, FanOutArgs):
+class Args(RunDirArgs, FanOutConfig, ExperimentConfig):
     """8-point grid search over the prune ratio of the merged adapter."""
 
     ratios: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
     """Prune ratios of the grid (the paper: 0.1 .. 0.8)."""
-    baselines: tuple[str, ...] = ()
+    baselines: tuple[Baseline, ...] = ()
     """Extra arms: target_only, target_only_pruned, merged_no_prune."""
 
 
-def validate(args: Args) -> None:
+def validate(args: Args, defaults: Args) -> None:
     """Reject bad values before any work, naming the flag and the fix."""
     for r in args.ratios:
         if not 0.0 <= r <= 1.0:
             raise ValueError(f"--ratios contains {r}; fix: use fractions in [0, 1]")
     if not args.ratios:
         raise ValueError("--ratios is empty; fix: give at least one ratio")
-    unknown = [b for b in args.baselines if b not in BASELINES]
-    if unknown:
-        raise ValueError(f"--baselines {unknown} unknown; fix: use any of {BASELINES}")
-    args.pipeline_config()  # task, languages, --rouge, --bertscore-model: before the run dir
-    args.fanout()  # --workers, --threads, Ray installed
+    check_used(args, defaults, ())
+    args.check_run_dir()
+    check_experiment(experiment_of(args))
+    check_fanout(args)
 
 
-def main(args: Args) -> int:
+def main(args: Args, defaults: Args) -> int:
     """Grid search plus the requested baselines; writes metrics.json."""
-    validate(args)
-    preset = get_preset(args.preset)
-    name = args.run_name or f"grid-{args.task}-{args.source}-{args.target}-s{args.seed}"
+    validate(args, defaults)
+    cfg = experiment_of(args)
+    data = cfg.data
+    name = args.run_name or f"grid-{data.task}-{data.source}-{data.target}-s{cfg.seed}"
     run_dir = make_run_dir(args.out_dir, name, args.overwrite)
     t0 = time.perf_counter()
-    cfg = args.pipeline_config()
-    prep = prepare(preset, cfg)
+    prep = prepare(cfg)
     prep_s = time.perf_counter() - t0
 
-    fan = args.fanout()
-    specs = [RunSpec(preset.name, cfg, ratio) for ratio in args.ratios]
+    specs = [RunSpec(cfg, ratio) for ratio in args.ratios]
     keep_prepared(specs[0], prep)  # the in-process path reuses this preparation
-    point = functools.partial(final_run_point, progress=fan.in_process)
-    points = run_all(point, specs, fan)
+    point = functools.partial(final_run_point, progress=args.in_process)
+    points = run_all(point, specs, args)
     for p in points:
         print(
             f"merged  ratio {p['ratio']:.2f}: dev loss {p['dev_loss']:.4f}  test {p['test']}  "
@@ -94,13 +93,13 @@ def main(args: Args) -> int:
 
     metrics = {
         "agent": "grid",
-        **args.identity(preset.name),
+        **cfg.identity(),
         "backbone": prep.backbone,
         "placement": asdict(prep.placement),
         "selected_ratio": best["ratio"],
         "selection": "lowest dev loss",
         "test": best["test"],
-        "metric_conventions": args.metric_conventions(),
+        "metric_conventions": cfg.metric_conventions(),
         "test_loss": best["test_loss"],
         "points": points,
         "baselines": baselines,
@@ -112,9 +111,9 @@ def main(args: Args) -> int:
             "grid_wall_s": grid_wall_s,
             "total_s": time.perf_counter() - t0,
         },
-        "config": {**asdict(args), "out_dir": str(args.out_dir)},
-        "workers": {"workers": fan.workers, "threads_per_run": fan.threads_per_run}
-        if not fan.in_process
+        "config": config_record(args, defaults),
+        "workers": {"workers": args.workers, "threads_per_run": args.threads_per_run}
+        if not args.in_process
         else {"workers": 1},
     }
     write_json(run_dir / "metrics.json", metrics)

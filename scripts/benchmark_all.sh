@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # GRASP against the 8-point grid on all four pairs of the default preset, 3 seeds: the paper
 # protocol (150-step controller run, 16 micro-dev rows) with the grid, then the fast recipe
-# (--train-steps 60 --micro-dev-size 8) on the same grids. Then, for QA en->ar and
+# (--controller.train-steps 60 --micro-dev-rows 8) on the same grids. Then, for QA en->ar and
 # summarisation en->ar, the grid and GRASP again with the final-run mask built once
-# (--final-rebuild-every 0, the package before issue 11) to measure the final-run change.
+# (--final.rebuild-every 0, the package before issue 11) to measure the final-run change.
 # Resumable: a pair whose benchmark.json exists is skipped. Run it alone (2 cores: about
 # 80 minutes with the adapters cached).
 #
@@ -30,11 +30,11 @@ for pair in "${PAIRS[@]}"; do
 done
 for pair in "${PAIRS[@]}"; do
   set -- $pair
-  run "$3-fast" --task "$1" --target "$2" --agents grpo random --train-steps 60 \
-    --micro-dev-size 8 --grid-from "$OUT/$3/benchmark.json"
+  run "$3-fast" --task "$1" --target "$2" --agents grpo random --controller.train-steps 60 \
+    --micro-dev-rows 8 --grid-from "$OUT/$3/benchmark.json"
 done
 for pair in "qa ar qa-en-ar" "summarization ar sum-en-ar"; do
   set -- $pair
-  run "$3-mask-once" --task "$1" --target "$2" --agents grpo --final-rebuild-every 0
+  run "$3-mask-once" --task "$1" --target "$2" --agents grpo --final.rebuild-every 0
 done
 $PY scripts/benchmark_summary.py "$OUT"/*/benchmark.json --plot "$OUT/benchmark.png"

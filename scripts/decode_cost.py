@@ -9,29 +9,32 @@ setting's (batch composition changes float sums, which can flip an argmax).
 
 from __future__ import annotations
 
-import argparse
 import time
+from dataclasses import dataclass
 
+from grasp_env.config import ExperimentConfig
 from grasp_env.lm.batches import generate
-from grasp_env.lm.pipeline import PipelineConfig, prepare, start_model
-from grasp_env.lm.presets import get_preset
+from grasp_env.lm.pipeline import prepare, start_model
+from grasp_env.runs.cli import experiment_of, parse
 
 
-def main() -> int:
+@dataclass(frozen=True)
+class Args(ExperimentConfig):
+    """Time test decoding per batch size and order (the experiment's flags choose the run)."""
+
+    batch_sizes: tuple[int, ...] = (16, 32, 64)
+    """Decoding batch sizes to time."""
+    repeats: int = 2
+    """Timed repetitions of each setting (the best is printed)."""
+
+
+def main(args: Args) -> int:
     """Print one markdown row per (batch size, order)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="qa")
-    parser.add_argument("--target", default="ar")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32, 64])
-    parser.add_argument("--repeats", type=int, default=2)
-    args = parser.parse_args()
-    preset = get_preset("default")
-    cfg = PipelineConfig(task=args.task, target=args.target, seed=args.seed)
-    prep = prepare(preset, cfg, progress=False, log=lambda _: None)
+    cfg = experiment_of(args)
+    prep = prepare(cfg, progress=False, log=lambda _: None)
     model = start_model(prep, "merged")
     rows = prep.splits.test
-    max_new = preset.max_new_tokens[args.task]
+    max_new = cfg.eval.max_new_tokens
     print(f"{len(rows)} test rows, max_new_tokens {max_new}")
     print("| batch | order | seconds (best of repeats) | predictions differing from the first |")
     print("|---|---|---|---|")
@@ -45,9 +48,9 @@ def main() -> int:
                     model,
                     prep.tokenizer,
                     rows,
-                    args.task,
-                    args.target,
-                    preset.max_length,
+                    cfg.data.task,
+                    cfg.data.target,
+                    cfg.data.max_length,
                     max_new,
                     batch_size=bs,
                     by_length=by_length,
@@ -61,4 +64,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(parse(Args)[0]))

@@ -1,7 +1,7 @@
 """Measure what a controller round costs: one probe, one optimizer step, one whole round.
 
-    .venv/bin/python scripts/env_cost.py --preset tiny
-    .venv/bin/python scripts/env_cost.py --preset default
+    .venv/bin/python scripts/env_cost.py --preset tiny --controller.train-steps 60
+    .venv/bin/python scripts/env_cost.py --preset default --controller.train-steps 60
 
 Runs one episode of GraspLoRA-v1 with the reference knobs (K=10, C=3, 16 micro-dev rows) and
 uniformly random actions, timing each phase with perf_counter. Prints a markdown row for
@@ -15,38 +15,28 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import tyro
+
+from grasp_env.config import ExperimentConfig
+from grasp_env.runs.cli import experiment_of, parse
 
 
 @dataclass(frozen=True)
-class Args:
-    """Time the phases of a controller round."""
+class Args(ExperimentConfig):
+    """Time the phases of a controller round.
 
-    preset: str = "tiny"
-    """Preset to measure."""
-    task: str = "qa"
-    """qa or summarization."""
-    target: str = "ar"
-    """Target language."""
-    train_steps: int = 60
-    """Optimizer-step budget of the measured episode (6 rounds at K=10)."""
-    seed: int = 0
-    """Seed of the episode and of the random actions."""
+    The experiment's flags choose the run; the budget is --controller.train-steps (e.g. 60 =
+    6 rounds at K=10).
+    """
 
 
 def main(args: Args) -> None:
     """Run one timed episode and print the per-phase costs."""
     from grasp_env.env import GraspLoRAEnv
-    from grasp_env.lm.pipeline import PipelineConfig, prepare
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.lm.pipeline import prepare
 
-    prep = prepare(
-        get_preset(args.preset),
-        PipelineConfig(task=args.task, target=args.target),
-        progress=False,
-        log=lambda _: None,
-    )
-    env = GraspLoRAEnv(prepared=prep, train_steps=args.train_steps)
+    cfg = experiment_of(args)
+    prep = prepare(cfg, progress=False, log=lambda _: None)
+    env = GraspLoRAEnv(prepared=prep)
     proc = env.process
     timings: dict[str, list[float]] = {"probe": [], "train_step": [], "baseline": [], "commit": []}
     for name in ("probe", "baseline_loss", "commit", "train"):
@@ -64,9 +54,9 @@ def main(args: Args) -> None:
             return out
 
         setattr(proc, name, timed)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(cfg.seed)
     t0 = time.perf_counter()
-    env.reset(seed=args.seed)
+    env.reset(seed=cfg.seed)
     done = False
     while not done:
         _, _, done, _, _ = env.step(rng.uniform(-1, 1, size=1).astype(np.float32))
@@ -79,11 +69,11 @@ def main(args: Args) -> None:
     round_cost = k * step + base + c * probe + statistics.median(timings["commit"])
     share = (base + c * probe) / round_cost
     print(
-        f"| {args.preset} | {args.task} {args.target} | {probe * 1000:.0f} ms | "
+        f"| {cfg.preset} | {cfg.data.task} {cfg.data.target} | {probe * 1000:.0f} ms | "
         f"{step * 1000:.0f} ms | {probe / step:.1f} | {round_cost:.2f} s | {share:.0%} | "
         f"{rounds} rounds in {total:.1f} s |"
     )
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(parse(Args)[0])

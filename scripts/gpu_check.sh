@@ -11,7 +11,7 @@
 #   3. the paper preset's --dry-run (what Llama-3-8B would need per device), nothing loaded;
 #   4. with two or more GPUs: the tiny main job on 2 processes, ddp and fsdp (torchrun);
 #   5. a controller round's probes on the default preset, one forward per candidate against
-#      all candidates together (scripts/probe_cost.py: --probe-batch single vs group).
+#      all candidates together (scripts/probe_cost.py: --controller.probe-batch single vs group).
 # Runs go to $OUT (default runs/gpu-check); the summary (scripts/gpu_report.py) is printed
 # and written to $OUT/gpu_check.md: paste it into docs/BENCHMARKS.md with the date and GPU.
 # The CPU machine's figures for the same runs are in docs/BENCHMARKS.md ("GPU check").

@@ -6,10 +6,10 @@
 On the real process of a preset (cached backbone and adapters; the first run builds them), the
 merged adapter is trained 10 steps and committed at 0.4 as a controller run would be, then
 `repeats` times, alternately: C candidates probed one by one (`LoraProcess.probe`, the
-reference, `--probe-batch single`) and the same C together (`LoraProcess.probe_group`,
-`--probe-batch group`). Prints one markdown row per thread count with the median seconds of
-each, their ratio and the largest loss difference between the two paths; `--out` also writes
-them as JSON. Run it alone: a second heavy job on 2 cores distorts every number. The GPU
+reference, --controller.probe-batch single) and the same C together (`LoraProcess.probe_group`,
+--controller.probe-batch group). Prints one markdown row per thread count with the median
+seconds of each, their ratio and the largest loss difference between the two paths; `--out`
+also writes them as JSON. Run it alone: a second heavy job on 2 cores distorts every number. The GPU
 check (`scripts/gpu_check.sh`) runs it on CUDA.
 """
 
@@ -21,31 +21,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import tyro
+from grasp_env.config import ExperimentConfig
+from grasp_env.runs.cli import experiment_of, parse
 
 
 @dataclass(frozen=True)
-class Args:
-    """Time one round's probes, single against group."""
+class Args(ExperimentConfig):
+    """Time one round's probes, single against group (the experiment's flags choose the run)."""
 
-    preset: str = "default"
-    """Preset to measure."""
-    task: str = "qa"
-    """qa or summarization."""
-    target: str = "ar"
-    """Target language."""
     ratios: tuple[float, ...] = (0.25, 0.4, 0.55)
     """The round's candidates (C of them)."""
-    micro_dev_size: int = 16
-    """Micro-dev rows per probe (the paper's 16)."""
     repeats: int = 7
     """Timed repetitions of each path (alternated)."""
     threads: tuple[int, ...] = (1,)
     """torch thread counts to measure (CPU)."""
-    device: str = "auto"
-    """Device of the backbone (auto, cpu, cuda, ...)."""
-    dtype: str = "auto"
-    """Precision of the backbone (auto, float32, bfloat16, float16)."""
     out: Path | None = None
     """Also write the rows as JSON here."""
 
@@ -62,13 +51,12 @@ def main(args: Args) -> None:
     """Build the process, time both paths per thread count, print the rows."""
     import torch
 
-    from grasp_env.lm.pipeline import PipelineConfig, prepare
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.lm.pipeline import prepare
     from grasp_env.process import LoraProcess
 
-    cfg = PipelineConfig(task=args.task, target=args.target, device=args.device, dtype=args.dtype)
-    prep = prepare(get_preset(args.preset), cfg, progress=False, log=lambda _: None)
-    proc = LoraProcess(prep, args.micro_dev_size)
+    cfg = experiment_of(args)
+    prep = prepare(cfg, progress=False, log=lambda _: None)
+    proc = LoraProcess(prep)
     proc.reset(seed=0)
     proc.train(10)
     proc.commit(0.4)
@@ -88,14 +76,14 @@ def main(args: Args) -> None:
             group.append(t_group)
             diff = max(diff, *(abs(a - b) for a, b in zip(l_single, l_group, strict=True)))
         row = {
-            "preset": args.preset,
-            "task": args.task,
-            "target": args.target,
+            "preset": cfg.preset,
+            "task": cfg.data.task,
+            "target": cfg.data.target,
             "device": str(proc.device),
             "dtype": prep.placement.dtype,
             "threads": threads,
             "candidates": len(ratios),
-            "micro_dev_rows": args.micro_dev_size,
+            "micro_dev_rows": cfg.data.micro_dev_rows,
             "single_s": statistics.median(single),
             "group_s": statistics.median(group),
             "max_loss_diff": diff,
@@ -122,4 +110,4 @@ def main(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(parse(Args)[0])

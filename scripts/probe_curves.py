@@ -1,60 +1,62 @@
-"""What the real micro-dev curve looks like: dense probes after every controller round.
+"""Real probe data: the micro-dev and dev curves of the live process after every round.
 
-    .venv/bin/python scripts/probe_curves.py --task qa --target ar --seed 42 \
-        --out docs/results/curves/qa-en-ar-s42.json
+    .venv/bin/python scripts/probe_curves.py                       # 4 pairs x 3 seeds (~40 min)
+    .venv/bin/python scripts/probe_curves.py --pairs qa-ar --seeds 42 --out /tmp/one.json
 
-Runs one controller episode of GraspLoRA-v1 on the real pipeline (default preset) with the
-chosen agent, and after every round probes a dense grid of ratios at that round's training
-state (probes restore the weights, so the episode is the same as without them). The curves
-show the shape the p* estimator has to cope with (flat regions, cliffs, round-to-round
-jitter, how the committed ratio bends the curve), and they are the data the synthetic
-stand-ins of `grasp_env.synthetic` are checked against. Writes JSON and a PNG beside it.
-Run it alone: a second heavy job on 2 cores distorts everything.
+For every pair (task, target) and seed: one controller episode of GraspLoRA-v1 on the default
+preset's real pipeline (cached backbone and adapters) driven by the default GRPO controller, and
+after every round a dense grid of ratios probed at that round's training state, both on the
+16-row micro-dev split (what an agent sees) and on the 50-row dev split (a larger sample of the
+same curve). Probes restore the weights, so the episode is the one it would be without them.
+The file is the data the surrogate environment is fitted to (`grasp_env.surrogate`) and its
+fidelity report is measured on (docs/SURROGATE.md); each run records the fingerprint of its
+prepared state (`Prepared.fingerprint`), so a rebuild on other adapters is visible.
+Run it alone: a second heavy job on 2 cores distorts every number.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-import tyro
+from grasp_env.config import ExperimentConfig
+from grasp_env.runs.cli import experiment_of, parse
+
+PAIRS = {
+    "qa-ar": ("qa", "ar"),
+    "qa-zh": ("qa", "zh"),
+    "summarization-ar": ("summarization", "ar"),
+    "summarization-zh": ("summarization", "zh"),
+}
 
 
 @dataclass(frozen=True)
-class Args:
-    """Probe a dense ratio grid after every round of one controller episode."""
+class Args(ExperimentConfig):
+    """Probe a dense ratio grid after every round of controller episodes."""
 
-    preset: str = "default"
-    """Preset (tiny for a smoke test)."""
-    task: str = "qa"
-    """qa or summarization."""
-    target: str = "ar"
-    """Target language."""
-    seed: int = 42
-    """Data seed and episode seed."""
-    agent: str = "grpo"
-    """Agent that drives the episode."""
+    pairs: tuple[str, ...] = tuple(PAIRS)
+    """Pairs to collect (qa-ar, qa-zh, summarization-ar, summarization-zh)."""
+    seeds: tuple[int, ...] = (42, 1337, 9001)
+    """Seeds (target rows, adapters, episode)."""
     grid: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(19))
     """Ratios probed after every round (0.0 .. 0.9)."""
-    out: Path = Path("runs/curves.json")
-    """Output JSON (the PNG goes beside it)."""
+    out: Path = Path("grasp_env/data/probe_curves.json")
+    """Output JSON (a PNG per run goes beside it when --plots)."""
+    plots: bool = False
+    """Also draw one PNG per run beside the output."""
 
 
-def main(args: Args) -> None:
-    """Run the episode, probe the grid per round, write JSON and PNG."""
+def collect(cfg: ExperimentConfig, grid: tuple[float, ...]) -> dict:
+    """One episode's rounds with both curves on the grid."""
     from agents import make_agent
     from grasp_env.env import GraspLoRAEnv
-    from grasp_env.lm.pipeline import PipelineConfig, prepare
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.lm.pipeline import prepare
 
-    prep = prepare(
-        get_preset(args.preset),
-        PipelineConfig(task=args.task, target=args.target, seed=args.seed),
-        progress=False,
-    )
+    prep = prepare(cfg, progress=False, log=lambda _: None)
     env = GraspLoRAEnv(prepared=prep)
+    process = env.process
     rounds: list[dict] = []
 
     def on_round(_: dict) -> None:
@@ -62,54 +64,89 @@ def main(args: Args) -> None:
         rounds.append(
             {
                 "round": last["round"],
-                "step": env.process.steps_done,
+                "step": process.steps_done,
                 "committed_ratio": env.committed,
                 "mask_ratio": env.mask_ratio,
                 "baseline_loss": env.l0,
-                "grid_losses": [env.process.probe(r) for r in args.grid],
+                "candidates": last["candidates"],
+                "candidate_losses": last["losses"],
+                "grid_losses": [process.probe(r) for r in grid],
+                "dev_grid_losses": [process.probe(r, split=prep.encoded["dev"]) for r in grid],
             }
         )
 
-    agent = make_agent(args.agent, env, seed=args.seed)
-    agent.learn(seed=args.seed, callback=on_round)
-    result = agent.result
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "config": {**vars(args), "out": str(args.out), "grid": list(args.grid)},
-        "learned_ratio": result.learned_ratio,
-        "learned_ratio_by_rule": result.learned_ratio_by_rule,
+    agent = make_agent("grpo", env, seed=cfg.seed, config=cfg)
+    agent.learn(seed=cfg.seed, callback=on_round)
+    env.close()
+    return {
+        "task": cfg.data.task,
+        "source": cfg.data.source,
+        "target": cfg.data.target,
+        "seed": cfg.seed,
+        "fingerprint": prep.fingerprint(),
+        "learned_ratio": agent.result.learned_ratio,
         "rounds": rounds,
     }
-    args.out.write_text(json.dumps(payload, indent=1))
-    _plot(payload, args.out.with_suffix(".png"))
+
+
+def main(args: Args) -> None:
+    """Collect every pair and seed; write one JSON file."""
+    from grasp_env.atomic import atomic_write_text
+
+    base = experiment_of(args)
+    runs, t0 = [], time.perf_counter()
+    for pair in args.pairs:
+        task, target = PAIRS[pair]
+        tree = ExperimentConfig.from_preset(base.preset, base.method, task)
+        tree = replace(tree, data=replace(tree.data, target=target))
+        for seed in args.seeds:
+            t = time.perf_counter()
+            runs.append(collect(replace(tree, seed=seed), args.grid))
+            took = time.perf_counter() - t
+            print(f"{pair} seed {seed}: {len(runs[-1]['rounds'])} rounds, {took:.0f} s")
+    payload = {
+        "made_by": "scripts/probe_curves.py",
+        "preset": base.preset,
+        "grid": list(args.grid),
+        "micro_dev_rows": base.data.micro_dev_rows,
+        "dev_rows": base.data.dev_rows,
+        "seconds": time.perf_counter() - t0,
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(payload, separators=(",", ":")))
     print(f"-> {args.out}")
+    if args.plots:
+        for run in runs:
+            _plot(
+                run,
+                args.grid,
+                args.out.parent / f"{run['task']}-{run['target']}-s{run['seed']}.png",
+            )
 
 
-def _plot(payload: dict, out: Path) -> None:
+def _plot(run: dict, grid: tuple[float, ...], out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
-    grid = np.array(payload["config"]["grid"])
-    rounds = payload["rounds"]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.array(grid)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=False)
     cmap = plt.get_cmap("viridis")
-    for i, r in enumerate(rounds):
-        losses = np.array(r["grid_losses"])
-        colour = cmap(i / max(1, len(rounds) - 1))
-        a1.plot(grid, losses, color=colour, lw=1)
-        a1.plot([r["mask_ratio"]], [r["baseline_loss"]], "o", color=colour, ms=3)
-        a2.plot(grid, losses - losses.mean(), color=colour, lw=1)
-    a1.set(xlabel="prune ratio", ylabel="micro-dev loss", title="per round (dot: L0 at the mask)")
-    a2.set(xlabel="prune ratio", ylabel="loss - round mean", title="shape (round level removed)")
-    for ax in (a1, a2):
+    for i, r in enumerate(run["rounds"]):
+        colour = cmap(i / max(1, len(run["rounds"]) - 1))
+        for ax, key in zip(axes, ("grid_losses", "dev_grid_losses"), strict=True):
+            ax.plot(x, r[key], color=colour, lw=1)
+    for ax, title in zip(axes, ("micro-dev (16 rows)", "dev (50 rows)"), strict=True):
+        ax.set(xlabel="prune ratio", ylabel="loss", title=title)
         ax.axvspan(0.1, 0.8, color="0.92", zorder=0)
-    c = payload["config"]
-    fig.suptitle(f"{c['task']} en->{c['target']}, seed {c['seed']}, agent {c['agent']}")
+    fig.suptitle(f"{run['task']} en->{run['target']}, seed {run['seed']} (colour: round)")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    main(parse(Args)[0])

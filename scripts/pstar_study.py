@@ -71,21 +71,20 @@ class Args:
 
 def episode(shape: str, optimum: float, seed: int, agent: str, rounds: int, mode: str) -> dict:
     """One controller episode; regret and error of every rule (and the floor in bias mode)."""
-    from agents import GRPOConfig, make_agent
-    from grasp_env.env import GraspLoRAEnv
+    from agents import make_agent
+    from grasp_env.config import ExperimentConfig
+    from grasp_env.env import ControllerConfig, GraspLoRAEnv
 
     curve = Curve(shape, optimum)
     before = agent == "before"
     process = SyntheticProcess(curve, semantics="no_stash" if before else "stash", **MODES[mode])
-    env = GraspLoRAEnv(
-        process=process,
-        train_steps=rounds * 10,
-        start="p_init" if before else "unpruned",
-    )
+    start = "p_init" if before else "unpruned"
+    controller = ControllerConfig(train_steps=rounds * 10, start=start)
+    env = GraspLoRAEnv(process=process, controller=controller)
     paper = agent in ("grpo-paper", "before")
     name = "grpo" if agent.startswith("grpo") or before else agent
-    grpo = GRPOConfig.paper(seed=seed) if paper else None
-    result = make_agent(name, env, seed=seed, grpo=grpo).learn(seed=seed).result
+    config = ExperimentConfig.from_preset(method="paper" if paper else "default")
+    result = make_agent(name, env, seed=seed, config=config).learn(seed=seed).result
     rules = ("quadratic", "best_reward", "last_committed") if before else PSTAR_RULES
     out = {}
     for rule in rules:

@@ -43,13 +43,22 @@ def old_metrics():
 
 
 def _test_rows(cfg: dict):
+    """The test rows of a benchmark's config (the nested tree, or the flat flags of old files)."""
+    from grasp_env.config import ExperimentConfig
     from grasp_env.data import load_target_splits
-    from grasp_env.lm.presets import get_preset
 
-    preset = get_preset(cfg["preset"])
-    source = cfg.get("target_data") or preset.data_source[cfg["task"]]
+    if "data" in cfg:
+        data = ExperimentConfig.from_dict(cfg).data
+    else:  # benchmark.json written before the config tree: flat flags
+        tree = ExperimentConfig.from_preset(cfg["preset"], task=cfg["task"])
+        overrides = {"data.target": cfg["target"]}
+        if cfg.get("target_data"):
+            overrides["data.target_data"] = cfg["target_data"]
+        from grasp_env.config import with_values
+
+        data = with_values(tree, overrides).data
     splits = load_target_splits(
-        source, cfg["task"], cfg["target"], cfg["seeds"][0], preset.sizes, preset.embedded
+        data.target_data, data.task, data.target, cfg["seeds"][0], data.split_sizes, data.embedded
     )
     return splits.test
 
@@ -58,8 +67,9 @@ def _score(module, cfg: dict, rows, preds: list[str]) -> float:
     """The headline metric (EM or ROUGE-L) of `preds` under `module`'s default conventions."""
     from grasp_env.data.prompts import target_text
 
-    lang = cfg["target"]
-    if cfg["task"] == "qa":
+    lang = cfg["data"]["target"] if "data" in cfg else cfg["target"]
+    task = cfg["data"]["task"] if "data" in cfg else cfg["task"]
+    if task == "qa":
         answers = [r["answers"]["text"] for r in rows]
         return module.qa_metrics(preds, answers, lang)["em"]
     refs = [target_text(r, "summarization", lang).strip() for r in rows]

@@ -14,7 +14,7 @@
 #
 #   bash scripts/speed_levers.sh [OUT_DIR] [PAIR ...]   # PAIR: qa-ar qa-zh summarization-ar ...
 #   LOGITS=1 bash scripts/speed_levers.sh               # then the logits lever (see the end)
-#   PROBE=1 bash scripts/speed_levers.sh OUT -          # group probing (--probe-batch group)
+#   PROBE=1 bash scripts/speed_levers.sh OUT -          # group probing (--controller.probe-batch group)
 #   FINAL=1 bash scripts/speed_levers.sh OUT -          # the four-pair table, current code
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,27 +38,27 @@ run() {  # run NAME ARGS...: skip when done
 for pair in ${PAIRS[@]+"${PAIRS[@]}"}; do
   task=${pair%-*}; target=${pair#*-}; base="$task-en-$target"
   grid=(--task "$task" --target "$target" --agents grpo)
-  fast=(--train-steps 60 --micro-dev-size 8)
-  single=(--protocol single-pass)
+  fast=(--controller.train-steps 60 --micro-dev-rows 8)
+  single=(--final.protocol single-pass)
   if [ "$pair" = qa-ar ]; then  # every lever alone
     from=(--grid-from "$OUT/$base/benchmark.json")
     run "$base" "${grid[@]}"
     run "$base-single" "${grid[@]}" "${from[@]}" "${single[@]}"
-    run "$base-settle" "${grid[@]}" "${from[@]}" --settle-rounds 2
-    run "$base-md8" "${grid[@]}" "${from[@]}" --micro-dev-size 8
+    run "$base-settle" "${grid[@]}" "${from[@]}" --controller.settle-rounds 2
+    run "$base-md8" "${grid[@]}" "${from[@]}" --micro-dev-rows 8
     run "$base-fast" "${grid[@]}" "${from[@]}" "${fast[@]}"
-    run "$base-settle-single" "${grid[@]}" "${from[@]}" --settle-rounds 2 "${single[@]}"
+    run "$base-settle-single" "${grid[@]}" "${from[@]}" --controller.settle-rounds 2 "${single[@]}"
     run "$base-fast-single" "${grid[@]}" "${from[@]}" "${fast[@]}" "${single[@]}"
   fi
-  decode=(--decode-batch-size 64 --decode-order length)
+  decode=(--eval.decode-batch-size 64 --eval.decode-order length)
   from=(--grid-from "$OUT/$base-decode/benchmark.json")
   run "$base-decode" "${grid[@]}" "${decode[@]}"
-  run "$base-decode-settle-single" "${grid[@]}" "${decode[@]}" "${from[@]}" --settle-rounds 2 \
+  run "$base-decode-settle-single" "${grid[@]}" "${decode[@]}" "${from[@]}" --controller.settle-rounds 2 \
     "${single[@]}"
   run "$base-decode-fast-single" "${grid[@]}" "${decode[@]}" "${from[@]}" "${fast[@]}" \
     "${single[@]}"
   run "$base-decode-fast-single-c25" "${grid[@]}" "${decode[@]}" "${from[@]}" "${fast[@]}" \
-    "${single[@]}" --continue-steps 25
+    "${single[@]}" --final.continue-steps 25
   run "$base-decode-single" "${grid[@]}" "${decode[@]}" "${from[@]}" "${single[@]}"
 done
 # Logits at the target positions only (answer_loss, after commit "logits_to_keep"): it
@@ -67,20 +67,20 @@ if [ "${LOGITS:-0}" = 1 ]; then
   for pair in ${LOGITS_PAIRS:-qa-ar summarization-ar}; do
     task=${pair%-*}; target=${pair#*-}; base="$task-en-$target"
     grid=(--task "$task" --target "$target" --agents grpo)
-    decode=(--decode-batch-size 64 --decode-order length)
+    decode=(--eval.decode-batch-size 64 --eval.decode-order length)
     run "$base-logits" "${grid[@]}" "${decode[@]}"
     run "$base-logits-fast-single" "${grid[@]}" "${decode[@]}" \
-      --grid-from "$OUT/$base-logits/benchmark.json" --train-steps 60 --micro-dev-size 8 \
-      --protocol single-pass
+      --grid-from "$OUT/$base-logits/benchmark.json" --controller.train-steps 60 --micro-dev-rows 8 \
+      --final.protocol single-pass
   done
 fi
-# Group probing (--probe-batch group: a round's candidates in shared forward passes) against
+# Group probing (--controller.probe-batch group: a round's candidates in shared forward passes) against
 # one forward per candidate, both run now on the logits grid of QA en->ar (paper protocol).
 if [ "${PROBE:-0}" = 1 ]; then
-  grid=(--task qa --target ar --agents grpo --decode-batch-size 64 --decode-order length
+  grid=(--task qa --target ar --agents grpo --eval.decode-batch-size 64 --eval.decode-order length
     --grid-from "$OUT/qa-en-ar-logits/benchmark.json")
-  run qa-en-ar-logits-probe-single "${grid[@]}" --probe-batch single
-  run qa-en-ar-logits-probe-group "${grid[@]}" --probe-batch group
+  run qa-en-ar-logits-probe-single "${grid[@]}" --controller.probe-batch single
+  run qa-en-ar-logits-probe-group "${grid[@]}" --controller.probe-batch group
 fi
 # The four-pair table with every lever of the current code (decoding batch 64 longest first,
 # logits at the target positions), all in one install: per pair the grid with GRASP under the
@@ -88,16 +88,16 @@ fi
 if [ "${FINAL:-0}" = 1 ]; then
   for pair in ${FINAL_PAIRS:-qa-ar qa-zh summarization-ar summarization-zh}; do
     task=${pair%-*}; target=${pair#*-}; base="$task-en-$target"
-    grid=(--task "$task" --target "$target" --agents grpo --decode-batch-size 64
-      --decode-order length)
+    grid=(--task "$task" --target "$target" --agents grpo --eval.decode-batch-size 64
+      --eval.decode-order length)
     from=(--grid-from "$OUT/$base/benchmark.json")
-    fast=(--train-steps 60 --micro-dev-size 8)
-    single=(--protocol single-pass)
+    fast=(--controller.train-steps 60 --micro-dev-rows 8)
+    single=(--final.protocol single-pass)
     run "$base" "${grid[@]}"
     run "$base-single" "${grid[@]}" "${from[@]}" "${single[@]}"
-    run "$base-settle-single" "${grid[@]}" "${from[@]}" --settle-rounds 2 "${single[@]}"
+    run "$base-settle-single" "${grid[@]}" "${from[@]}" --controller.settle-rounds 2 "${single[@]}"
     run "$base-fast-single" "${grid[@]}" "${from[@]}" "${fast[@]}" "${single[@]}"
-    run "$base-fast-settle-single" "${grid[@]}" "${from[@]}" "${fast[@]}" --settle-rounds 2 \
+    run "$base-fast-settle-single" "${grid[@]}" "${from[@]}" "${fast[@]}" --controller.settle-rounds 2 \
       "${single[@]}"
   done
 fi

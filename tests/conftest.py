@@ -29,9 +29,8 @@ def isolated_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_backbone_dir(isolated_cache):
     """Path of the tiny preset's backbone, built (seconds) on first use."""
+    from grasp_env.config import ExperimentConfig
     from grasp_env.lm.backbone import ensure_tiny_backbone
-    from grasp_env.lm.presets import get_preset
 
-    return ensure_tiny_backbone(
-        get_preset("tiny").tiny_backbone, progress=False, log=lambda _: None
-    )
+    tiny = ExperimentConfig.from_preset("tiny").backbone.tiny
+    return ensure_tiny_backbone(tiny, progress=False, log=lambda _: None)

@@ -3,24 +3,24 @@ import json
 import pytest
 import torch
 
-from grasp_env.data.embedded import embedded_target_splits
-from grasp_env.lm.adapters import (
-    LoraTrainConfig,
-    PruneSpec,
+from grasp_env.lm.backbone import load_backbone
+from grasp_env.lm.cache import cached_adapter
+from grasp_env.lm.export import adapter_stats, export_merged, save_adapter
+from grasp_env.lm.host import (
+    LoraShape,
     attach_lora,
-    cached_adapter,
-    fit,
     host_of,
     lora_state,
     lora_state_from_parameters,
-    merge_lora_states,
-    save_adapter,
 )
-from grasp_env.lm.backbone import load_backbone
-from grasp_env.lm.batches import encode_rows
+from grasp_env.lm.merge import merge_lora_states
 from grasp_env.lm.pruning import lora_parameters
 
-CFG = LoraTrainConfig(r=4, lora_alpha=16, lora_dropout=0.0, max_steps=6, eval_every=3, patience=0)
+CFG = LoraShape(r=4, lora_alpha=16, lora_dropout=0.0, target_modules=("q_proj", "v_proj"))
+
+
+def _shape(r, alpha):
+    return LoraShape(r, alpha, 0.0, ("q_proj", "v_proj"))
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_reference_merge_computes_sum_of_B_times_sum_of_A_without_scaling(backbo
     src, tgt = _random_state(base, 1), _random_state(base, 2)
     merged, rank, alpha = merge_lora_states(src, tgt, "reference", CFG.r, CFG.lora_alpha)
     assert (rank, alpha) == (4, 4.0)
-    model = attach_lora(base, CFG, 0, merged, r=rank, lora_alpha=alpha).eval()
+    model = attach_lora(base, _shape(rank, alpha), 0, merged).eval()
     layer = _q_proj(model)
     x = torch.randn(3, layer.in_features)
     expected = x @ ((_ab(src, "B") + _ab(tgt, "B")) @ (_ab(src, "A") + _ab(tgt, "A"))).T
@@ -67,7 +67,7 @@ def test_sum_merge_computes_scaled_sum_of_deltas_and_matches_peft_multi_adapter(
     src, tgt = _random_state(base, 1), _random_state(base, 2)
     merged, rank, alpha = merge_lora_states(src, tgt, "sum", CFG.r, CFG.lora_alpha)
     assert (rank, alpha) == (8, 32)
-    model = attach_lora(base, CFG, 0, merged, r=rank, lora_alpha=alpha).eval()
+    model = attach_lora(base, _shape(rank, alpha), 0, merged).eval()
     layer = _q_proj(model)
     x = torch.randn(3, layer.in_features)
     s = CFG.lora_alpha / CFG.r
@@ -98,48 +98,6 @@ def test_merge_rejects_unknown_form_and_mismatched_modules(backbone):
         merge_lora_states(src, dict(list(src.items())[:2]), "reference", 4, 16)
 
 
-def _splits(tok):
-    s = embedded_target_splits("qa", "ar", 0)
-    return encode_rows(tok, s.train, "qa", "ar", 160), encode_rows(tok, s.dev[:8], "qa", "ar", 160)
-
-
-def test_fit_changes_adapter_weights_and_never_the_backbone(backbone):
-    base, tok = backbone
-    train, dev = _splits(tok)
-    model = attach_lora(base, CFG, 0)
-    assert model.base_model.model is base  # the backbone is wrapped, never copied
-    backbone_before = {k: v.clone() for k, v in model.named_parameters() if "lora_" not in k}
-    lora_before = lora_state(model)
-    result = fit(model, train, dev, CFG, seed=0, pad_id=tok.pad_token_id)
-    lora_after = lora_state(model)
-    assert any(not torch.equal(lora_before[k], lora_after[k]) for k in lora_before)
-    for k, v in model.named_parameters():
-        if "lora_" not in k:
-            assert torch.equal(v, backbone_before[k]) and not v.requires_grad
-    assert result.steps == CFG.max_steps and len(result.train_losses) == CFG.max_steps
-
-
-def test_masked_fit_keeps_the_mask_after_every_step(backbone):
-    base, tok = backbone
-    train, dev = _splits(tok)
-    model = attach_lora(base, CFG, 0, _random_state(base, 3))
-    result = fit(model, train, dev, CFG, seed=0, pad_id=tok.pad_token_id, prune=PruneSpec(0.6))
-    for p in lora_parameters(model).values():
-        assert int((p == 0).sum()) >= int(0.6 * p.numel())
-    for value in result.state.values():
-        assert int((value == 0).sum()) >= int(0.6 * value.numel())  # the kept checkpoint too
-
-
-def test_fit_is_deterministic_for_a_seed(backbone):
-    base, tok = backbone
-    train, dev = _splits(tok)
-    runs = []
-    for _ in range(2):
-        model = attach_lora(base, CFG, 5)
-        runs.append(fit(model, train, dev, CFG, seed=5, pad_id=tok.pad_token_id).train_losses)
-    assert runs[0] == runs[1]
-
-
 def test_lora_state_from_parameters_equals_peft_state_dict(backbone):
     """The sharded-backbone path of lora_state gives PEFT's keys and values exactly."""
     base, _ = backbone
@@ -152,16 +110,22 @@ def test_lora_state_from_parameters_equals_peft_state_dict(backbone):
 
 
 def test_peft_save_load_round_trip(backbone, tiny_backbone_dir, tmp_path):
-    from peft import PeftModel
+    from peft import AutoPeftModelForCausalLM, PeftModel
 
     base, tok = backbone
     model = attach_lora(base, CFG, 0, _random_state(base, 4), name="saved").eval()
-    save_adapter(model, tmp_path)  # the active adapter at the root, whatever its name
+    save_adapter(model, tmp_path, base_model=str(tiny_backbone_dir))  # at the root, any name
     fresh, _ = load_backbone(tiny_backbone_dir)
     loaded = PeftModel.from_pretrained(fresh, tmp_path).eval()
     ids = tok("Egypt uses the Egyptian Pound.", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, loaded(ids).logits)
+    # the adapter names its backbone: PEFT's auto class loads both from the directory alone
+    config = json.loads((tmp_path / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_backbone_dir)
+    auto = AutoPeftModelForCausalLM.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, auto(ids).logits)
 
 
 def test_adapter_cache_reuses_and_rebuilds_corrupted_entries(backbone, isolated_cache):
@@ -191,57 +155,19 @@ def test_adapter_cache_reuses_and_rebuilds_corrupted_entries(backbone, isolated_
     assert len(calls) == 3 and any("MANIFEST.json is missing" in m for m in messages)
     cached_adapter(key, train, log=messages.append)
     assert len(calls) == 3  # and the rebuilt entry is used again
-
-
-def test_input_aware_importance_matches_its_formula_and_gives_exact_masks(backbone):
-    from grasp_env.lm.batches import collate
-    from grasp_env.lm.pruning import build_masks, input_aware_importance, input_norms
-
-    base, tok = backbone
-    train, _ = _splits(tok)
-    model = attach_lora(base, CFG, 0, _random_state(base, 7))
-    batches = [collate(train.encodings[:8], tok.pad_token_id)]
-    params = lora_parameters(model)
-    scores = input_aware_importance(model, batches)(params)
-    # by hand: S = sum |B A| * ||x_j||; dS/dA_kj = sum_i sign(BA)_ij B_ik ||x_j||
-    norms = input_norms(model, batches)
-    name = next(n for n in norms if n.endswith("layers.0.self_attn.v_proj"))
-    a = params[f"{name}.lora_A.default.weight"].detach()
-    b = params[f"{name}.lora_B.default.weight"].detach()
-    sign = torch.sign(b @ a)
-    expected_a = (b.T @ sign) * norms[name].unsqueeze(0)
-    expected_b = sign @ (a * norms[name].unsqueeze(0)).T
-    # float32 sums of 64+ terms in a different order (autograd vs the hand formula) differ in
-    # the last bits: compare at 1e-5 relative, far below any difference in the formula
-    close = {"rtol": 1e-5, "atol": 1e-5}
-    torch.testing.assert_close(scores[f"{name}.lora_A.default.weight"], expected_a.abs(), **close)
-    torch.testing.assert_close(scores[f"{name}.lora_B.default.weight"], expected_b.abs(), **close)
-    masks = build_masks(params, 0.5, importance=input_aware_importance(model, batches))
-    magnitude = build_masks(params, 0.5)
-    for n, p in params.items():
-        assert int((~masks[n]).sum()) == p.numel() // 2
-    assert any(not torch.equal(masks[n], magnitude[n]) for n in params)
-
-
-def test_masked_fit_with_input_aware_rebuild_every_step(backbone):
-    from grasp_env.lm.batches import collate
-    from grasp_env.lm.pruning import input_aware_importance
-
-    base, tok = backbone
-    train, dev = _splits(tok)
-    model = attach_lora(base, CFG, 0, _random_state(base, 8))
-    imp = input_aware_importance(model, [collate(train.encodings[:8], tok.pad_token_id)])
-    fit(
-        model,
-        train,
-        dev,
-        CFG,
-        seed=0,
-        pad_id=tok.pad_token_id,
-        prune=PruneSpec(0.5, importance=imp, rebuild_every=1),
-    )
-    for p in lora_parameters(model).values():
-        assert int((p == 0).sum()) >= p.numel() // 2
+    # a manifest of the wrong JSON type, or one that vouches for nothing, is no manifest
+    for text, problem in (("[1, 2]", "not an object"), ("{}", "lists no files")):
+        (entry / "MANIFEST.json").write_text(text)
+        cached_adapter(key, train, log=messages.append)
+        assert any(problem in m for m in messages), messages
+    assert len(calls) == 5
+    # a file the manifest leaves out (an emptied or edited manifest) is caught too
+    manifest = json.loads((entry / "MANIFEST.json").read_text())
+    manifest.pop("adapter_model.safetensors")
+    (entry / "MANIFEST.json").write_text(json.dumps(manifest))
+    (entry / "adapter_model.safetensors").write_bytes(b"truncated")
+    cached_adapter(key, train, log=messages.append)
+    assert len(calls) == 6 and "not in MANIFEST.json" in messages[-1]
 
 
 def test_one_backbone_in_memory_for_the_whole_pipeline(tiny_backbone_dir):
@@ -251,15 +177,16 @@ def test_one_backbone_in_memory_for_the_whole_pipeline(tiny_backbone_dir):
 
     from transformers import LlamaForCausalLM
 
-    from grasp_env.lm.pipeline import PipelineConfig, final_run, prepare
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.config import ExperimentConfig
+    from grasp_env.lm.pipeline import final_run, prepare
     from grasp_env.process import LoraProcess
 
     gc.collect()
     before = sum(type(o) is LlamaForCausalLM for o in gc.get_objects())
-    prep = prepare(get_preset("tiny"), PipelineConfig(seed=3), progress=False, log=lambda _: None)
+    cfg = ExperimentConfig.from_preset("tiny", seed=3)
+    prep = prepare(cfg, progress=False, log=lambda _: None)
     backbone_numel = sum(p.numel() for n, p in prep.base.named_parameters() if "lora_" not in n)
-    process = LoraProcess(prep, micro_dev_size=4)
+    process = LoraProcess(prep)
     process.reset(seed=0)
     process.train(2)
     run = final_run(prep, 0.3, keep_model=True)
@@ -277,7 +204,7 @@ def test_one_backbone_in_memory_for_the_whole_pipeline(tiny_backbone_dir):
 
 def test_merging_adapters_of_different_rank_and_alpha(backbone):
     base, _ = backbone
-    small = LoraTrainConfig(r=2, lora_alpha=2, lora_dropout=0.0)  # scaling 1; the source's is 4
+    small = _shape(2, 2)  # scaling 1; the source's is 4
     src = _random_state(base, 11)
     model = attach_lora(base, small, 12, name="small")
     g = torch.Generator().manual_seed(12)
@@ -290,14 +217,14 @@ def test_merging_adapters_of_different_rank_and_alpha(backbone):
     # sum: exact scaled sum of both deltas
     merged, rank, alpha = merge_lora_states(src, tgt, "sum", CFG.r, CFG.lora_alpha, 2, 2)
     assert (rank, alpha) == (6, 24.0)
-    layer = _q_proj(attach_lora(base, CFG, 0, merged, r=rank, lora_alpha=alpha).eval())
+    layer = _q_proj(attach_lora(base, _shape(rank, alpha), 0, merged).eval())
     expected = x @ (s_src * _ab(src, "B") @ _ab(src, "A") + s_tgt * _ab(tgt, "B") @ _ab(tgt, "A")).T
     with torch.no_grad():
         torch.testing.assert_close(layer(x) - layer.base_layer(x), expected, rtol=1e-4, atol=1e-5)
     # reference: the smaller adapter zero-padded, unscaled
     merged, rank, alpha = merge_lora_states(src, tgt, "reference", CFG.r, CFG.lora_alpha, 2, 2)
     assert (rank, alpha) == (4, 4.0)
-    layer = _q_proj(attach_lora(base, CFG, 0, merged, r=rank, lora_alpha=alpha).eval())
+    layer = _q_proj(attach_lora(base, _shape(rank, alpha), 0, merged).eval())
     b_t, a_t = torch.zeros_like(_ab(src, "B")), torch.zeros_like(_ab(src, "A"))
     b_t[:, :2], a_t[:2] = _ab(tgt, "B"), _ab(tgt, "A")
     expected = x @ ((_ab(src, "B") + b_t) @ (_ab(src, "A") + a_t)).T
@@ -307,8 +234,6 @@ def test_merging_adapters_of_different_rank_and_alpha(backbone):
 
 def test_exported_merged_model_gives_the_adapter_on_backbone_logits(backbone, tmp_path):
     from transformers import AutoModelForCausalLM
-
-    from grasp_env.lm.adapters import adapter_stats, export_merged
 
     base, tok = backbone
     model = attach_lora(base, CFG, 0, _random_state(base, 13), name="export").eval()

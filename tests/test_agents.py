@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 from agents import AGENTS, make_agent
-from grasp_env.env import GraspLoRAEnv
+from grasp_env.env import ControllerConfig, GraspLoRAEnv
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def prepared(tiny_backbone_dir):
-    from grasp_env.lm.pipeline import PipelineConfig, prepare
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.config import ExperimentConfig
+    from grasp_env.lm.pipeline import prepare
 
-    return prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+    return prepare(ExperimentConfig.from_preset("tiny"), progress=False, log=lambda _: None)
 
 
 # a2c, td3 and tqc share SB3's code paths with ppo and sac (on- and off-policy): slow-marked
@@ -32,7 +32,9 @@ _SLOW_AGENTS = {"a2c", "td3", "tqc"}
     [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW_AGENTS else n for n in sorted(AGENTS)],
 )
 def test_agent_runs_an_episode_and_learns_a_ratio_in_bounds(prepared, name):
-    env = GraspLoRAEnv(prepared=prepared, train_steps=6, update_interval=2, micro_dev_size=4)
+    env = GraspLoRAEnv(
+        prepared=prepared, controller=ControllerConfig(train_steps=6, update_interval=2)
+    )
     rounds = []
     agent = make_agent(name, env, seed=0, fixed_ratio=0.5).learn(seed=0, callback=rounds.append)
     ratio = agent.result.learned_ratio
@@ -49,7 +51,9 @@ def test_agent_runs_an_episode_and_learns_a_ratio_in_bounds(prepared, name):
 def test_sb3_agent_leaves_the_finished_episode_in_the_env(prepared, name):
     # SB3 auto-resets a finished episode; the recorder turns that reset into a no-op, so the
     # env still holds the episode and no extra round is trained (or timed)
-    env = GraspLoRAEnv(prepared=prepared, train_steps=6, update_interval=2, micro_dev_size=4)
+    env = GraspLoRAEnv(
+        prepared=prepared, controller=ControllerConfig(train_steps=6, update_interval=2)
+    )
     agent = make_agent(name, env, seed=0).learn(seed=0)
     assert len(env.history) == 3 and env.process.steps_done == 6
     assert agent.result.rounds == 3 and agent.result.steps_done == 6
@@ -61,7 +65,9 @@ def test_sb3_agent_leaves_the_finished_episode_in_the_env(prepared, name):
 def test_the_slow_marked_agents_run_whole_episodes_on_a_stand_in(name):
     from grasp_env.synthetic import SyntheticProcess
 
-    env = GraspLoRAEnv(process=SyntheticProcess(0.5), train_steps=6, update_interval=2)
+    env = GraspLoRAEnv(
+        process=SyntheticProcess(0.5), controller=ControllerConfig(train_steps=6, update_interval=2)
+    )
     rounds = []
     agent = make_agent(name, env, seed=0).learn(seed=0, callback=rounds.append)
     assert 0.1 <= agent.result.learned_ratio <= 0.8
@@ -78,13 +84,15 @@ def test_an_episode_that_ends_within_reset_gives_a_result(name):
         def train(self, k):
             return []
 
-    env = GraspLoRAEnv(process=Stalled(0.5), train_steps=30)
+    env = GraspLoRAEnv(process=Stalled(0.5), controller=ControllerConfig(train_steps=30))
     result = make_agent(name, env, seed=0).learn(seed=0).result
     assert result.termination.startswith("stalled") and result.rounds == 0
 
 
 def test_unknown_agent_and_bad_fixed_ratio(prepared):
-    env = GraspLoRAEnv(prepared=prepared, train_steps=4, update_interval=2)
+    env = GraspLoRAEnv(
+        prepared=prepared, controller=ControllerConfig(train_steps=4, update_interval=2)
+    )
     with pytest.raises(ValueError, match="agent='dqn' is unknown"):
         make_agent("dqn", env)
     with pytest.raises(ValueError, match="fixed ratio=0.95 is outside"):
@@ -105,9 +113,9 @@ def test_sb3_agent_logs_the_same_tags_through_the_main_job(
             "tiny",
             "--agent",
             "td3",
-            "--train-steps",
+            "--controller.train-steps",
             "10",
-            "--update-interval",
+            "--controller.update-interval",
             "2",
             "--out-dir",
             str(tmp_path),
@@ -137,7 +145,9 @@ def test_sb3_agent_save_load_round_trip(prepared, tmp_path):
 
     from agents.baselines import SB3Agent
 
-    env = GraspLoRAEnv(prepared=prepared, train_steps=6, update_interval=2, micro_dev_size=4)
+    env = GraspLoRAEnv(
+        prepared=prepared, controller=ControllerConfig(train_steps=6, update_interval=2)
+    )
     before = set(Path(tempfile.gettempdir()).glob("SB3-*"))
     agent = make_agent("ppo", env, seed=0).learn(seed=0)
     assert set(Path(tempfile.gettempdir()).glob("SB3-*")) == before  # no stray log folders

@@ -2,14 +2,16 @@ import json
 
 import pytest
 
+from grasp_env.config import ExperimentConfig
 from grasp_env.lm.backbone import (
     BackboneError,
     ensure_tiny_backbone,
     load_backbone,
     tiny_backbone_path,
-    verify_manifest,
 )
-from grasp_env.lm.presets import get_preset
+from grasp_env.lm.cache import verify_manifest
+
+TINY = ExperimentConfig.from_preset("tiny").backbone.tiny
 
 
 def test_tiny_backbone_builds_loads_and_generates(tiny_backbone_dir):
@@ -32,7 +34,7 @@ def test_tiny_backbone_builds_loads_and_generates(tiny_backbone_dir):
 
 
 def test_cache_is_reused_and_keyed_by_config(tiny_backbone_dir):
-    cfg = get_preset("tiny").tiny_backbone
+    cfg = TINY
     built = []
     assert ensure_tiny_backbone(cfg, progress=False, log=built.append) == tiny_backbone_dir
     assert built == []  # no rebuild
@@ -47,9 +49,7 @@ def test_corrupted_cache_entry_is_reported_and_rebuilt(tiny_backbone_dir):
     weights.write_bytes(original[:-10] + b"0123456789")
     assert "does not match" in verify_manifest(tiny_backbone_dir)
     messages = []
-    path = ensure_tiny_backbone(
-        get_preset("tiny").tiny_backbone, progress=False, log=messages.append
-    )
+    path = ensure_tiny_backbone(TINY, progress=False, log=messages.append)
     assert "corrupted" in messages[0] and "rebuilding" in messages[0]
     assert verify_manifest(path) is None
     # the rebuild is deterministic: same bytes as before the corruption

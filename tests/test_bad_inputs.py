@@ -5,18 +5,18 @@ on the tiny preset. Cases that reach the pipeline use small local files in the t
 """
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
+from helpers.runners import load_runner
+
+from grasp_env.runs.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "runners"))
-
-import train_agent  # noqa: E402
-
-from grasp_env.runs.cli import run_cli  # noqa: E402
+train_agent = load_runner("train_agent")
 
 
 def _cli(monkeypatch, capsys, args: list[str]) -> tuple[int, str]:
@@ -58,6 +58,14 @@ def make_bad_files(d: Path) -> Path:
     bin_only.mkdir(exist_ok=True)
     (bin_only / "config.json").write_text(json.dumps({"model_type": "llama"}))
     (bin_only / "pytorch_model.bin").write_bytes(b"\x00" * 16)
+    rows = [_qa_row(i) for i in range(200)]
+    clash = [*rows, {**_qa_row(7), "id": "r8", "question": "Which city again?"}]
+    (d / "clash.jsonl").write_text("".join(json.dumps(r) + "\n" for r in clash))
+    negative = [dict(r) for r in rows]
+    context = negative[5]["context"]
+    negative[5] = {**negative[5], "answers": {"text": ["City5."], "answer_start": [-6]}}
+    assert context[-6:] == "City5."  # Python's negative slicing would accept it
+    (d / "negative.jsonl").write_text("".join(json.dumps(r) + "\n" for r in negative))
     cp1256 = "".join(json.dumps(_qa_row(i), ensure_ascii=False) + "\n" for i in range(3))
     (d / "cp1256.jsonl").write_bytes(cp1256.encode() + "سؤال".encode("cp1256") + b"\n")
     return d
@@ -69,24 +77,29 @@ def bad_files(tmp_path_factory):
 
 
 # (flags, what the one-line message must contain). Every case: exit 2, no traceback.
+# A value outside a flag's choices is refused by tyro while parsing ("invalid choice ...
+# Expected one of (...)": the flag, the value and the choices); every other message is this
+# package's, with a "fix:".
 CASES = {
-    "inverted ratio bounds": (["--p-min", "0.9", "--p-max", "0.2"], "p_min=0.9, p_max=0.2"),
-    "group size below 2": (["--group-size", "1"], "group_size=1"),
-    "K below 1": (["--update-interval", "0"], "update_interval=0"),
-    "p_init outside bounds": (["--p-init", "0.95"], "p_init=0.95"),
-    "zero max step": (["--max-step-delta", "0"], "max_step_delta=0"),
-    "budget below K": (["--train-steps", "3"], "train_steps=3"),
-    "unknown reward mode": (["--reward-mode", "bogus"], "reward_mode='bogus'"),
-    "unknown p* rule": (["--pstar-rule", "median"], "pstar_rule='median'"),
-    "empty micro-dev": (["--micro-dev-size", "0"], "micro_dev_size=0"),
-    "micro-dev beyond split": (["--micro-dev-size", "17"], "--micro-dev-size 17"),
-    "unknown agent": (["--agent", "dqn"], "--agent 'dqn' is unknown"),
+    "inverted ratio bounds": (
+        ["--controller.p-min", "0.9", "--controller.p-max", "0.2"],
+        "p_min=0.9, p_max=0.2",
+    ),
+    "group size below 2": (["--controller.group-size", "1"], "group_size=1"),
+    "K below 1": (["--controller.update-interval", "0"], "update_interval=0"),
+    "p_init outside bounds": (["--controller.p-init", "0.95"], "p_init=0.95"),
+    "zero max step": (["--controller.max-step-delta", "0"], "max_step_delta=0"),
+    "budget below K": (["--controller.train-steps", "3"], "train_steps=3"),
+    "unknown reward mode": (["--controller.reward-mode", "bogus"], "invalid choice 'bogus'"),
+    "unknown p* rule": (["--controller.pstar-rule", "median"], "invalid choice 'median'"),
+    "empty micro-dev": (["--micro-dev-rows", "0"], "micro_dev_rows=0"),
+    "unknown agent": (["--agent", "dqn"], "invalid choice 'dqn'"),
     "fixed ratio out of range": (["--agent", "fixed", "--fixed-ratio", "1.5"], "--fixed-ratio 1.5"),
-    "GRPO group mismatch": (["--grpo.num-generations", "4"], "--grpo.num-generations 4"),
     "unknown preset": (["--preset", "huge"], "preset='huge'"),
+    "unknown method": (["--method", "magic"], "method='magic'"),
     "unknown task": (["--task", "translation"], "task='translation'"),
     "unknown language": (["--target", "xx"], "'xx'"),
-    "unknown merge form": (["--merge-form", "concat"], "merge_form='concat'"),
+    "unknown merge form": (["--merge.form", "concat"], "invalid choice 'concat'"),
     "missing data file": (["--target-data", "{d}/absent.jsonl"], "absent.jsonl"),
     "unsupported data file": (["--target-data", "{d}/notes.txt"], "notes.txt"),
     "malformed data file": (["--target-data", "{d}/malformed.jsonl"], "malformed.jsonl"),
@@ -94,45 +107,82 @@ CASES = {
     "too few target rows": (["--target-data", "{d}/few.jsonl"], "few.jsonl"),
     "model dir without weights": (["--model", "{d}/empty-model"], "empty-model"),
     "model with pickle weights only": (["--model", "{d}/bin-model"], "safetensors"),
-    "non-numeric ratio": (["--p-min", "abc"], "abc"),
+    "non-numeric ratio": (["--controller.p-min", "abc"], "abc"),
     "non-numeric seed": (["--seed", "x1"], "x1"),
     "negative seed": (["--seed", "-1"], "seed=-1"),
-    "negative policy spread": (["--grpo.sigma-init", "-0.1"], "sigma_init=-0.1"),
+    "seed beyond numpy's range": (["--seed", "4294967296"], "seed=4294967296"),
+    "negative policy spread": (["--grpo.sigma-init-frac", "-0.1"], "sigma_init_frac=-0.1"),
+    "NaN KL weight": (["--grpo.beta", "nan"], "beta=nan"),
+    "infinite GRPO step": (["--grpo.learning-rate", "inf"], "learning_rate=inf"),
+    "NaN entropy bonus": (["--grpo.entropy-bonus", "nan"], "entropy_bonus=nan"),
+    "NaN adapter learning rate": (["--final.learning-rate", "nan"], "learning_rate=nan"),
     "resume and overwrite": (["--resume", "--overwrite"], "--resume and --overwrite"),
     "resume without a run": (["--resume", "--run-name", "never-ran"], "no run to resume"),
-    # issue 13's settings
+    # a flag nothing in the run reads
+    "GRPO flag with another agent": (
+        ["--agent", "random", "--grpo.beta", "0.2"],
+        "--grpo.beta (the agent(s) ['random'] do not read GRPO settings)",
+    ),
+    "controller flag without a controller run": (
+        ["--agent", "fixed", "--controller.train-steps", "20"],
+        "--controller.train-steps (--agent fixed runs no controller episode)",
+    ),
+    "fixed ratio for another agent": (
+        ["--fixed-ratio", "0.5"],
+        "--fixed-ratio 0.5 with --agent grpo",
+    ),
+    "ROUGE convention on QA": (["--eval.rouge", "unstemmed"], "ROUGE scores summaries only"),
+    "natural-update flag under the paper's update": (
+        ["--method", "paper", "--grpo.max-mu-step", "0.1"],
+        "--grpo.max-mu-step (used by --grpo.update natural only)",
+    ),
+    "settle tolerance without settling": (
+        ["--controller.settle-tol", "0.05"],
+        "--controller.settle-tol (read only with --controller.settle-rounds > 0)",
+    ),
+    "LoRA target module the model lacks": (["--target-modules", "c_attn"], "--target-modules"),
+    # placement
     "unknown device": (["--device", "tpu"], "device='tpu'"),
     "CUDA on a machine without it": (["--device", "cuda"], "no CUDA device"),
-    "unknown dtype": (["--dtype", "fp8"], "dtype='fp8'"),
-    "unknown strategy": (["--strategy", "zero3"], "strategy='zero3'"),
-    "unknown adapter trainer": (["--adapter-trainer", "keras"], "adapter_trainer='keras'"),
-    "unknown mask scope": (["--mask-scope", "layer"], "mask_scope='layer'"),
-    "unknown final importance": (["--final-importance", "fisher"], "final_importance='fisher'"),
-    "negative rebuild interval": (["--final-rebuild-every", "-1"], "final_rebuild_every=-1"),
-    # issue 14: paths and files
+    "unknown dtype": (["--dtype", "fp8"], "invalid choice 'fp8'"),
+    "unknown strategy": (["--strategy", "zero3"], "invalid choice 'zero3'"),
+    "unknown mask scope": (["--merge.mask-scope", "layer"], "invalid choice 'layer'"),
+    "unknown final importance": (["--final.importance", "fisher"], "invalid choice 'fisher'"),
+    "negative rebuild interval": (["--final.rebuild-every", "-1"], "rebuild_every=-1"),
+    # paths and files
     "run name that leaves the output dir": (["--run-name", "../../x"], "not a plain directory"),
     "run name with a slash": (["--run-name", "a/b"], "run_name='a/b'"),
     "output dir that is a file": (["--out-dir", "{d}/notes.txt"], "is a file, not a directory"),
     "output dir under a file": (["--out-dir", "{d}/notes.txt/runs"], "is a file, not a directory"),
     "data file not UTF-8": (["--target-data", "{d}/cp1256.jsonl"], "not UTF-8"),
-    "output dir not writable": (["--out-dir", "/sys/grasp-runs"], "cannot write '/sys/grasp-runs'"),
-    # issue 15's settings
-    "unknown protocol": (["--protocol", "one-run"], "--protocol 'one-run' is unknown"),
-    "continuation of zero steps": (
-        ["--protocol", "single-pass", "--continue-steps", "0"],
-        "--continue-steps 0",
+    "two rows under one id": (["--target-data", "{d}/clash.jsonl"], "the id 'r8' is also row 8's"),
+    "answer offset that only matches backwards": (
+        ["--target-data", "{d}/negative.jsonl"],
+        "answer_start=-6",
     ),
-    "continuation without single pass": (["--continue-steps", "20"], "--protocol two-run"),
-    "decoding batch of zero": (["--decode-batch-size", "0"], "decode_batch_size=0"),
-    "unknown decoding order": (["--decode-order", "random"], "decode_order='random'"),
-    "unknown probe batching": (["--probe-batch", "pairs"], "probe_batch='pairs'"),
+    "over-long run name": (["--run-name", "x" * 300], "300 bytes long"),
+    "run name that is a file": (["--out-dir", "{d}", "--run-name", "notes.txt"], "is a file;"),
+    "output dir not writable": (["--out-dir", "/sys/grasp-runs"], "cannot write '/sys/grasp-runs'"),
+    # protocol, decoding, probing
+    "unknown protocol": (["--final.protocol", "one-run"], "invalid choice 'one-run'"),
+    "continuation of zero steps": (
+        ["--final.protocol", "single-pass", "--final.continue-steps", "0"],
+        "continue_steps=0",
+    ),
+    "continuation without single pass": (
+        ["--final.continue-steps", "20"],
+        "--final.continue-steps (read by --final.protocol single-pass only)",
+    ),
+    "decoding batch of zero": (["--eval.decode-batch-size", "0"], "decode_batch_size=0"),
+    "unknown decoding order": (["--eval.decode-order", "random"], "invalid choice 'random'"),
+    "unknown probe batching": (["--controller.probe-batch", "pairs"], "invalid choice 'pairs'"),
     "group probing for an agent that cannot announce": (
-        ["--probe-batch", "group", "--agent", "sac"],
-        "--probe-batch group with agent(s) ['sac']",
+        ["--controller.probe-batch", "group", "--agent", "sac"],
+        "--controller.probe-batch group with agent(s) ['sac']",
     ),
     "group probing on a sharded backbone": (
-        ["--probe-batch", "group", "--strategy", "fsdp"],
-        "--probe-batch group with --strategy fsdp",
+        ["--controller.probe-batch", "group", "--strategy", "fsdp"],
+        "--controller.probe-batch group with --strategy fsdp",
     ),
 }
 
@@ -151,12 +201,43 @@ def test_bad_input_exits_2_with_one_clear_message(
     code, err = _cli(monkeypatch, capsys, ["--preset", "tiny", "--out-dir", str(tmp_path), *flags])
     assert code == 2, (case, err)
     assert expected in err, (case, err)
-    if case not in ("non-numeric ratio", "non-numeric seed"):  # tyro's own type errors
+    tyro_parse_error = "Expected one of" in err or case in ("non-numeric ratio", "non-numeric seed")
+    if not tyro_parse_error:
         assert "fix" in err, (case, err)
     MESSAGES[case] = err
 
 
 MESSAGES: dict[str, str] = {}
+"""Each case's message, as the test saw it (written to docs/BAD_INPUTS.md on request)."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report():
+    """With GRASP_BAD_INPUTS_REPORT=<file>, write the matrix there once the cases ran.
+
+    scripts/bad_input_report.py runs this file that way: the test module is the one source
+    of the cases, and the report shows the messages the tests checked.
+    """
+    yield
+    target = os.environ.get("GRASP_BAD_INPUTS_REPORT")
+    if not target:
+        return
+    lines = [
+        "# Bad-input matrix of `runners/train_agent.py`",
+        "",
+        "Generated by `.venv/bin/python scripts/bad_input_report.py`; every row is a case of",
+        "`tests/test_bad_inputs.py`, run through the runner's command line on the tiny preset",
+        "(exit code 2, no traceback, the message below). `{d}` is a scratch folder.",
+        "",
+        "| case | flags | message |",
+        "|---|---|---|",
+    ]
+    for case in sorted(MESSAGES):
+        flags = " ".join(CASES[case][0]).replace("|", "\\|")
+        message = re.sub(r"/tmp/\S*?/(bad-data\d*|test_bad_input\S*?\d+)", "{d}", MESSAGES[case])
+        message = message.replace(str(ROOT) + "/", "").replace("|", "\\|")
+        lines.append(f"| {case} | `{flags}` | {message} |")
+    Path(target).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def test_existing_run_dir_is_never_overwritten(tiny_backbone_dir, tmp_path, monkeypatch, capsys):
@@ -178,6 +259,88 @@ def test_cache_dir_not_writable(tmp_path, monkeypatch, capsys):
     assert code == 2 and "cannot write '/sys/grasp-cache'" in err and "fix:" in err
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", "GRASP_CACHE_DIR is set but empty"), ("{file}", "is a file, not a directory")],
+)
+def test_a_cache_dir_that_is_empty_or_a_file_fails_before_any_work(
+    value, expected, tmp_path, monkeypatch, capsys
+):
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("GRASP_CACHE_DIR", value.replace("{file}", str(tmp_path / "a-file")))
+    code, err = _cli(monkeypatch, capsys, ["--preset", "tiny", "--out-dir", str(tmp_path / "r")])
+    assert code == 2 and expected in err and "fix:" in err
+    assert not (tmp_path / "r").exists()  # checked before the run directory was made
+
+
+def test_a_failed_run_can_be_rerun_under_its_name_with_the_corrected_input(
+    bad_files, tiny_backbone_dir, tmp_path, monkeypatch, capsys
+):
+    """A data error found while preparing leaves only the run directory's lock behind."""
+    flags = ["--preset", "tiny", "--out-dir", str(tmp_path), "--run-name", "fix-me"]
+    flags += ["--controller.train-steps", "10", "--controller.update-interval", "5"]
+    code, err = _cli(monkeypatch, capsys, [*flags, "--target-data", f"{bad_files}/few.jsonl"])
+    assert code == 2 and "few.jsonl" in err
+    assert (tmp_path / "fix-me").is_dir()
+    code, err = _cli(monkeypatch, capsys, flags)  # the corrected input, same name
+    assert code == 0, err
+    assert (tmp_path / "fix-me" / "metrics.json").is_file()
+    # a run that stopped with results in it is refused with the exact way out
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    code, err = _cli(monkeypatch, capsys, [*flags[:3], str(tmp_path), "--run-name", "half"])
+    assert code == 2 and "unfinished run: pass --resume" in err
+
+
+def test_resume_reads_torn_or_foreign_run_files_with_clear_messages(
+    tiny_backbone_dir, tmp_path, monkeypatch, capsys
+):
+    flags = ["--preset", "tiny", "--out-dir", str(tmp_path), "--run-name", "r"]
+    flags += ["--controller.train-steps", "10", "--controller.update-interval", "5"]
+    assert _cli(monkeypatch, capsys, flags)[0] == 0
+    run = tmp_path / "r"
+    done = json.loads((run / "metrics.json").read_text())
+    # a torn metrics.json is no finished run: --resume redoes the final stage
+    (run / "metrics.json").write_text((run / "metrics.json").read_text()[:40])
+    code, err = _cli(monkeypatch, capsys, [*flags, "--resume"])
+    assert code == 0, err
+    again = json.loads((run / "metrics.json").read_text())
+    assert again["learned_ratio"] == done["learned_ratio"] and again["test"] == done["test"]
+    # a config.json that is not a run's config, or torn, names the file and the fix
+    config = (run / "config.json").read_text()
+    for text, expected in (("[1, 2]", "holds a list"), (config[:30], "is not valid JSON")):
+        (run / "config.json").write_text(text)
+        (run / "metrics.json").unlink(missing_ok=True)
+        code, err = _cli(monkeypatch, capsys, [*flags, "--resume"])
+        assert code == 2 and expected in err and "config.json" in err and "fix:" in err, err
+
+
+def test_the_analysis_tools_refuse_the_wrong_input_with_one_line(tmp_path, monkeypatch, capsys):
+    from helpers.runners import load_runner
+
+    analyze, grid_report = load_runner("analyze"), load_runner("grid_report")
+    other = tmp_path / "other-run"
+    other.mkdir()
+    (other / "metrics.json").write_text(json.dumps({"task": "qa", "source": "en", "target": "ar"}))
+    latin1 = tmp_path / "latin1-run"
+    latin1.mkdir()
+    (latin1 / "metrics.json").write_bytes('{"task": "caf\xe9"}'.encode("latin-1"))
+    cases = [
+        (grid_report, [str(other)], "is not a grid search's metrics (it lacks ['points'])"),
+        (grid_report, [str(latin1)], "is not UTF-8 text"),
+        (grid_report, [str(tmp_path / "nowhere")], "is not a run directory"),
+        (grid_report, [str(other), "--out", str(tmp_path)], "is a directory"),
+        (analyze, [str(other)], "holds no TensorBoard event files"),
+        (analyze, [str(other), "--out", str(tmp_path)], "is a directory"),
+    ]
+    for module, argv, expected in cases:
+        monkeypatch.setattr(sys, "argv", ["tool.py", *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(module.main, module.Args)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and expected in err and "Traceback" not in err, err
+
+
 def test_disk_full_at_the_last_file_loses_nothing_and_resumes(
     tiny_backbone_dir, tmp_path, monkeypatch, capsys
 ):
@@ -186,7 +349,14 @@ def test_disk_full_at_the_last_file_loses_nothing_and_resumes(
     import errno
     import os
 
-    flags = ["--preset", "tiny", "--train-steps", "10", "--update-interval", "5"]
+    flags = [
+        "--preset",
+        "tiny",
+        "--controller.train-steps",
+        "10",
+        "--controller.update-interval",
+        "5",
+    ]
     flags += ["--out-dir", str(tmp_path), "--run-name", "full"]
     real_replace = os.replace
 

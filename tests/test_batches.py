@@ -9,10 +9,10 @@ from grasp_env.lm.batches import IGNORE_INDEX, answer_loss, collate
 
 @pytest.fixture(scope="module")
 def prepared(tiny_backbone_dir):
-    from grasp_env.lm.pipeline import PipelineConfig, prepare
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.config import ExperimentConfig
+    from grasp_env.lm.pipeline import prepare
 
-    return prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+    return prepare(ExperimentConfig.from_preset("tiny"), progress=False, log=lambda _: None)
 
 
 def _full_logits_loss(model, batch, reduction):
@@ -87,7 +87,7 @@ def test_greedy_decoding_uses_the_kv_cache_and_stops_when_every_row_hit_eos(prep
         def decode(eos: int, max_new: int) -> list[str]:
             widths.clear()
             stand_in = _Tokenizer(tok, eos)
-            return generate(model, stand_in, rows, cfg.task, cfg.target, 256, max_new)
+            return generate(model, stand_in, rows, cfg.data.task, cfg.data.target, 256, max_new)
 
         free = _greedy_ids(model, tok, rows, cfg, 8)  # what the rows emit, EOS ignored
         eos = tok.eos_token_id
@@ -117,7 +117,9 @@ def _greedy_ids(model, tok, rows, cfg, max_new):
     """The first row's greedy continuation ids, ignoring EOS (what `decode` would emit)."""
     from grasp_env.data.prompts import tokenize_row
 
-    ids = tokenize_row(tok, rows[0], cfg.task, cfg.target, 256, with_target=False)["input_ids"]
+    ids = tokenize_row(tok, rows[0], cfg.data.task, cfg.data.target, 256, with_target=False)[
+        "input_ids"
+    ]
     inp = torch.tensor([ids])
     model.eval()
     with torch.no_grad():

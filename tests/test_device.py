@@ -44,23 +44,21 @@ def test_unknown_names_fail_before_any_work():
         check_names("tpu", "auto")
     with pytest.raises(ValueError, match="dtype='fp8' is unknown"):
         check_names("auto", "fp8")
-    from grasp_env.lm.pipeline import PipelineConfig
+    from grasp_env.config import BackboneConfig
 
     with pytest.raises(ValueError, match="dtype='half' is unknown"):
-        PipelineConfig(dtype="half")
+        BackboneConfig(dtype="half")
 
 
 def test_prepare_places_the_backbone_once_and_lora_stays_float32(tiny_backbone_dir):
+    from grasp_env.config import ExperimentConfig
     from grasp_env.lm.batches import collate, model_device
-    from grasp_env.lm.pipeline import PipelineConfig, prepare, start_model
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.lm.pipeline import prepare, start_model
 
-    prep = prepare(
-        get_preset("tiny"),
-        PipelineConfig(device="cpu", dtype="bfloat16"),
-        progress=False,
-        log=lambda _: None,
+    cfg = ExperimentConfig.from_preset(
+        "tiny", **{"backbone.device": "cpu", "backbone.dtype": "bfloat16"}
     )
+    prep = prepare(cfg, progress=False, log=lambda _: None)
     assert prep.placement == Placement("cpu", "bfloat16")
     assert {p.dtype for p in prep.base.parameters()} == {torch.bfloat16}
     model = start_model(prep, "merged")
@@ -81,13 +79,13 @@ def test_a_launched_process_takes_the_gpu_of_its_local_rank(monkeypatch):
 def test_gradient_checkpointing_gives_the_same_losses(tiny_backbone_dir):
     from dataclasses import replace
 
-    from grasp_env.lm.adapters import fit
+    from grasp_env.config import ExperimentConfig
     from grasp_env.lm.backbone import load_backbone
-    from grasp_env.lm.pipeline import PipelineConfig, prepare, start_model
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.lm.pipeline import prepare, start_model
+    from grasp_env.lm.trainer import train_lora
 
-    prep = prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
-    lora = replace(prep.cfg.final_lora, max_steps=4, eval_every=100, lora_dropout=0.1)
+    prep = prepare(ExperimentConfig.from_preset("tiny"), progress=False, log=lambda _: None)
+    lora = replace(prep.cfg.final, max_steps=4, eval_every=100, lora_dropout=0.1)
 
     def losses(checkpointing: bool) -> list[float]:
         base, _ = load_backbone(tiny_backbone_dir)
@@ -98,7 +96,8 @@ def test_gradient_checkpointing_gives_the_same_losses(tiny_backbone_dir):
             )
         prep.base = base
         model = start_model(prep, "merged")
-        result = fit(model, prep.encoded["train"], prep.encoded["dev"], lora, 0, prep.pad_id)
+        train, dev = prep.encoded["train"], prep.encoded["dev"]
+        result = train_lora(model, train, dev, lora, 0, prep.pad_id)
         assert model.base_model.model.is_activation_checkpointing == checkpointing
         return result.train_losses
 

@@ -29,11 +29,11 @@ def test_sharded_evaluation_and_decoding_equal_one_process(
 ):
     from safetensors.torch import save_file
 
+    from grasp_env.config import ExperimentConfig
     from grasp_env.lm.batches import EncodedSplit, evaluate_loss, generate
-    from grasp_env.lm.pipeline import PipelineConfig, prepare, start_model
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.lm.pipeline import prepare, start_model
 
-    prep = prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+    prep = prepare(ExperimentConfig.from_preset("tiny"), progress=False, log=lambda _: None)
     state = tmp_path / "merged.safetensors"
     save_file({k: v.contiguous() for k, v in prep.merged_state.items()}, state)
     helper = str(ROOT / "tests" / "helpers" / "dist_eval.py")
@@ -45,7 +45,7 @@ def test_sharded_evaluation_and_decoding_equal_one_process(
     odd = EncodedSplit(dev.rows[:9], dev.encodings[:9], dev.task, dev.lang)
     one_loss = evaluate_loss(model, odd, prep.pad_id, batch_size=2)
     one_preds = generate(
-        model, prep.tokenizer, prep.splits.test[:9], "qa", "ar", prep.preset.max_length, 6, 2
+        model, prep.tokenizer, prep.splits.test[:9], "qa", "ar", prep.cfg.data.max_length, 6, 2
     )
     assert two["processes"] == 2
     assert two["sharded"] == (strategy == "fsdp")
@@ -56,7 +56,15 @@ def test_sharded_evaluation_and_decoding_equal_one_process(
 
 def _main_job_on_two_processes(out, name, cache, *extra):
     """The tiny main job under torchrun; checks it wrote one run directory once; its metrics."""
-    flags = ["--preset", "tiny", "--train-steps", "20", "--update-interval", "5", *extra]
+    flags = [
+        "--preset",
+        "tiny",
+        "--controller.train-steps",
+        "20",
+        "--controller.update-interval",
+        "5",
+        *extra,
+    ]
     script = str(ROOT / "runners" / "train_agent.py")
     proc = _torchrun([script, *flags, "--out-dir", str(out), "--run-name", name], cache)
     assert proc.returncode == 0, proc.stderr[-3000:]

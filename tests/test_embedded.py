@@ -1,7 +1,9 @@
 import re
+from dataclasses import replace
 
 import pytest
 
+from grasp_env.config import DataConfig
 from grasp_env.data.cldr import FACT_TYPES, LANGUAGES, load_territories
 from grasp_env.data.embedded import (
     EmbeddedConfig,
@@ -11,7 +13,8 @@ from grasp_env.data.embedded import (
     partition_territories,
 )
 from grasp_env.data.schema import DataError, validate_rows
-from grasp_env.data.splits import SplitSizes
+
+SIZES = DataConfig().split_sizes  # the default preset's target splits: 50/50/16/300
 
 TASKS = ("qa", "summarization")
 
@@ -36,7 +39,7 @@ def test_cldr_names_every_fact_in_every_language():
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_target_splits_have_paper_sizes_and_valid_rows(task, lang):
-    splits = embedded_target_splits(task, lang, seed=1)
+    splits = embedded_target_splits(task, lang, 1, SIZES)
     assert splits.sizes() == {"train": 50, "dev": 50, "micro_dev": 16, "test": 300}
     for name in ("train", "dev", "micro_dev", "test"):
         validate_rows(getattr(splits, name), task, name)  # answer_start exactness included
@@ -63,8 +66,8 @@ def _unambiguous(held, train_side, lang):
 def test_held_out_territories_never_appear_outside_test(task):
     train_side, test_side = partition_territories(EmbeddedConfig())
     held_codes = {t.code for t in test_side}
-    splits = embedded_target_splits(task, "ar", seed=3)
-    source = embedded_source_splits(task, "en", seed=3)
+    splits = embedded_target_splits(task, "ar", 3, SIZES)
+    source = embedded_source_splits(task, "en", 3, 2000, 200)
     held_ar = _unambiguous(test_side, train_side, "ar")
     held_en = _unambiguous(test_side, train_side, "en")
     assert len(held_ar) > 50 and len(held_en) > 50
@@ -78,16 +81,16 @@ def test_held_out_territories_never_appear_outside_test(task):
 
 
 def test_train_draw_depends_on_seed_but_test_does_not():
-    a = embedded_target_splits("qa", "zh", seed=1)
-    b = embedded_target_splits("qa", "zh", seed=1)
-    c = embedded_target_splits("qa", "zh", seed=2)
+    a = embedded_target_splits("qa", "zh", 1, SIZES)
+    b = embedded_target_splits("qa", "zh", 1, SIZES)
+    c = embedded_target_splits("qa", "zh", 2, SIZES)
     assert a == b
     assert a.train != c.train
     assert a.test == c.test
 
 
 def test_qa_train_dev_micro_dev_subjects_are_disjoint():
-    splits = embedded_target_splits("qa", "ar", seed=5)
+    splits = embedded_target_splits("qa", "ar", 5, SIZES)
     subject = lambda r: tuple(r["id"].split("-")[-2:])  # noqa: E731
     train = {subject(r) for r in splits.train}
     held = {subject(r) for r in splits.dev + splits.micro_dev}
@@ -96,14 +99,14 @@ def test_qa_train_dev_micro_dev_subjects_are_disjoint():
 
 
 def test_source_split_is_large_and_dev_subjects_unseen():
-    source = embedded_source_splits("qa", "en", seed=0)
+    source = embedded_source_splits("qa", "en", 0, 2000, 200)
     assert len(source.train) >= 2000 and len(source.dev) >= 200
     subject = lambda r: tuple(r["id"].split("-")[-2:])  # noqa: E731
     assert not {subject(r) for r in source.train} & {subject(r) for r in source.dev}
 
 
 def test_summary_states_every_fact():
-    row = embedded_target_splits("summarization", "en", seed=0).train[0]
+    row = embedded_target_splits("summarization", "en", 0, SIZES).train[0]
     code = row["id"].split("-")[-1]
     t = next(t for t in load_territories() if t.code == code)
     for fact in FACT_TYPES:
@@ -113,9 +116,9 @@ def test_summary_states_every_fact():
 
 def test_too_large_splits_fail_with_the_field_named():
     with pytest.raises(DataError, match="SplitSizes.train"):
-        embedded_target_splits("summarization", "ar", 0, SplitSizes(train=500))
+        embedded_target_splits("summarization", "ar", 0, replace(SIZES, train=500))
     with pytest.raises(DataError, match="language='fr'"):
-        embedded_target_splits("qa", "fr", 0)
+        embedded_target_splits("qa", "fr", 0, SIZES)
 
 
 def test_corpus_states_facts_in_all_languages_without_task_format():

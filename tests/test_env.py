@@ -7,28 +7,23 @@ import numpy as np
 import pytest
 
 import grasp_env
+from grasp_env.config import ExperimentConfig
 from grasp_env.env import ControllerConfig, GraspLoRAEnv
 
-KW = {
-    "preset": "tiny",
-    "update_interval": 2,
-    "group_size": 2,
-    "train_steps": 6,
-    "micro_dev_size": 8,
-}
+CONTROLLER = ControllerConfig(update_interval=2, group_size=2, train_steps=6)
+CONFIG = ExperimentConfig.from_preset("tiny", controller=CONTROLLER, **{"data.micro_dev_rows": 8})
 
 
 @pytest.fixture(scope="module")
 def prepared(tiny_backbone_dir):
-    from grasp_env.lm.pipeline import PipelineConfig, prepare
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.lm.pipeline import prepare
 
-    return prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+    return prepare(CONFIG, progress=False, log=lambda _: None)
 
 
 @pytest.fixture
 def env(prepared):
-    return GraspLoRAEnv(prepared=prepared, **{k: v for k, v in KW.items() if k != "preset"})
+    return GraspLoRAEnv(prepared=prepared)
 
 
 def _rollout(env, seed, actions):
@@ -46,7 +41,7 @@ def test_make_builds_the_real_pipeline_and_passes_both_checkers(tiny_backbone_di
     from gymnasium.utils.env_checker import check_env as gym_check
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
-    env = gym.make(grasp_env.ENV_ID, **KW)
+    env = gym.make(grasp_env.ENV_ID, config=CONFIG)
     assert type(env.unwrapped).__name__ == "GraspLoRAEnv"
     assert type(env.unwrapped.process.model).__name__ == "PeftModelForCausalLM"
     with warnings.catch_warnings(record=True) as caught:
@@ -142,7 +137,9 @@ def test_bad_actions_raise_and_leave_state_unchanged(env, action, message):
 
 
 def test_step_before_reset_raises(prepared):
-    fresh = GraspLoRAEnv(prepared=prepared, train_steps=4, update_interval=2)
+    fresh = GraspLoRAEnv(
+        prepared=prepared, controller=ControllerConfig(train_steps=4, update_interval=2)
+    )
     with pytest.raises(RuntimeError, match="before reset"):
         fresh.step(np.array([0.0], dtype=np.float32))
 
@@ -163,17 +160,21 @@ def test_invalid_config_fails_at_construction(kwargs, message):
         ControllerConfig(**kwargs)
 
 
-def test_micro_dev_larger_than_its_split_and_unknown_kwargs(prepared):
-    with pytest.raises(ValueError, match="micro_dev_size=99 exceeds"):
-        GraspLoRAEnv(prepared=prepared, micro_dev_size=99)
-    with pytest.raises(TypeError, match="unknown keyword"):
+def test_the_env_takes_config_objects_and_refuses_anything_else(prepared):
+    with pytest.raises(TypeError, match="ExperimentConfig"):
+        GraspLoRAEnv({"preset": "tiny"}, prepared=prepared)
+    with pytest.raises(TypeError, match="ControllerConfig"):
+        GraspLoRAEnv(prepared=prepared, controller={"train_steps": 4})
+    with pytest.raises(TypeError, match="learning_rate"):
         GraspLoRAEnv(prepared=prepared, learning_rate=0.1)
+    env = GraspLoRAEnv(prepared=prepared)
+    assert env.config == prepared.cfg.controller and env.budget == 6
 
 
 def test_vector_envs(prepared):
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    make = lambda: GraspLoRAEnv(prepared=prepared, **{k: v for k, v in KW.items() if k != "preset"})  # noqa: E731
+    make = lambda: GraspLoRAEnv(prepared=prepared)  # noqa: E731
     venv = DummyVecEnv([make, make])
     obs = venv.reset()
     assert obs.shape == (2, 7)
@@ -192,8 +193,7 @@ def test_settle_rule_stops_the_run_once_pstar_is_stable():
     def run(settle_rounds):
         env = GraspLoRAEnv(
             process=SyntheticProcess(0.5, depth=0.3, noise=0.001),
-            train_steps=300,
-            settle_rounds=settle_rounds,
+            controller=ControllerConfig(train_steps=300, settle_rounds=settle_rounds),
         )
         GRPOController(env).learn(seed=3)
         return env

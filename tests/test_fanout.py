@@ -8,26 +8,27 @@ from pathlib import Path
 
 import pytest
 
-from grasp_env.runs.fanout import FanOut
+from grasp_env.config import FanOutConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_fanout_settings():
-    assert FanOut().in_process and not FanOut(workers=2).in_process
-    assert not FanOut(ray_address="auto").in_process
-    assert FanOut(workers=2, threads=3).threads_per_run == 3
-    assert FanOut(workers=64).threads_per_run == 1
+    assert FanOutConfig().in_process and not FanOutConfig(workers=2).in_process
+    assert not FanOutConfig(ray_address="auto").in_process
+    assert FanOutConfig(workers=2, threads=3).threads_per_run == 3
+    assert FanOutConfig(workers=64).threads_per_run == 1
     with pytest.raises(ValueError, match="workers=0"):
-        FanOut(workers=0)
+        FanOutConfig(workers=0)
     with pytest.raises(ValueError, match="threads=0"):
-        FanOut(threads=0)
+        FanOutConfig(threads=0)
 
 
 def test_one_worker_does_not_import_ray():
     code = (
-        "import sys; from grasp_env.runs.fanout import FanOut, run_all; "
-        "assert run_all(abs, [1, -2], FanOut()) == [1, 2]; "
+        "import sys; from grasp_env.runs.fanout import run_all; "
+        "from grasp_env.config import FanOutConfig; "
+        "assert run_all(abs, [1, -2], FanOutConfig()) == [1, 2]; "
         "assert 'ray' not in sys.modules; print('ok')"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -85,8 +85,9 @@ def _fake_run(tmp_path, seed, ems):
 
 
 def test_grid_report_tabulates_by_seed_and_draws_a_png(tmp_path):
-    sys.path.insert(0, str(ROOT / "runners"))
-    import grid_report
+    from helpers.runners import load_runner
+
+    grid_report = load_runner("grid_report")
 
     dirs = (_fake_run(tmp_path, 1, (10.0, 20.0)), _fake_run(tmp_path, 2, (14.0, 30.0)))
     out = tmp_path / "g.png"
@@ -148,7 +149,7 @@ def test_benchmark_runs_grid_and_agents_on_the_tiny_preset(
     def agents_only(seed: str, name: str) -> list[str]:
         return [
             *cmd[:4],  # python benchmark.py --preset tiny
-            *["--agents", "grpo", "--train-steps", "20", "--seeds", seed],
+            *["--agents", "grpo", "--controller.train-steps", "20", "--seeds", seed],
             *["--ratios", "0.2", "0.6", "--out-dir", str(tmp_path), "--run-name", name],
             *["--grid-from", str(tmp_path / "b" / "benchmark.json")],
         ]
@@ -160,9 +161,12 @@ def test_benchmark_runs_grid_and_agents_on_the_tiny_preset(
     assert reused["config"]["controller"]["train_steps"] == 20
     out3 = subprocess.run(agents_only("1", "d"), capture_output=True, text=True, env=env)
     assert out3.returncode == 2 and "its seeds=[0] differs" in out3.stderr
-    other_adapters = [*agents_only("0", "e"), "--adapter-trainer", "loop"]
-    out4 = subprocess.run(other_adapters, capture_output=True, text=True, env=env)
-    assert out4.returncode == 2 and "adapter_trainer='sft'" in out4.stderr
+    other_points = [*agents_only("0", "e"), "--final.rebuild-every", "5"]
+    out4 = subprocess.run(other_points, capture_output=True, text=True, env=env)
+    assert out4.returncode == 2 and "its final.rebuild_every=10 differs" in out4.stderr
+    other_adapters = [*agents_only("0", "e2"), "--target-lora.max-steps", "12"]
+    out5 = subprocess.run(other_adapters, capture_output=True, text=True, env=env)
+    assert out5.returncode == 2 and "its target_lora.max_steps=10 differs" in out5.stderr
 
     # a grid prepared from other weights (another install) or without fingerprints is refused
     assert len(bench["fingerprints"]) == 1 and len(bench["fingerprints"][0]) == 16

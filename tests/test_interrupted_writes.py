@@ -31,7 +31,14 @@ from grasp_env.runs.dirs import RoundLogger, write_json
 ROOT = Path(__file__).resolve().parents[1]
 HELPER = ROOT / "tests" / "helpers" / "interrupt_write.py"
 KILLED = -signal.SIGKILL
-RUN_FLAGS = ["--preset", "tiny", "--train-steps", "20", "--update-interval", "5"]
+RUN_FLAGS = [
+    "--preset",
+    "tiny",
+    "--controller.train-steps",
+    "20",
+    "--controller.update-interval",
+    "5",
+]
 
 
 def _env(fault: str | None = None, **extra: str) -> dict[str, str]:
@@ -221,12 +228,12 @@ def lora_model(tiny_backbone_dir):
     """A LoRA model on the tiny backbone: the 'previous version' the subprocesses replace."""
     import torch
 
-    from grasp_env.lm.adapters import LoraTrainConfig, attach_lora
     from grasp_env.lm.backbone import load_backbone
+    from grasp_env.lm.host import LoraShape, attach_lora
     from grasp_env.lm.pruning import lora_parameters
 
     base, tok = load_backbone(tiny_backbone_dir)
-    model = attach_lora(base, LoraTrainConfig(r=2, target_modules=("q_proj",)), 0)
+    model = attach_lora(base, LoraShape(2, 8, 0.0, ("q_proj",)), 0)
     with torch.no_grad():
         for p in lora_parameters(model).values():
             p.fill_(0.05)
@@ -239,8 +246,8 @@ def test_a_killed_or_starved_adapter_save_leaves_the_previous_adapter(
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    from grasp_env.lm.adapters import save_adapter
     from grasp_env.lm.backbone import load_backbone
+    from grasp_env.lm.export import save_adapter
 
     target = tmp_path / "adapter"
     save_adapter(lora_model[0], target)
@@ -263,7 +270,7 @@ def test_a_killed_or_starved_adapter_save_leaves_the_previous_adapter(
 def test_a_killed_merged_export_leaves_the_previous_export(tmp_path, lora_model, tiny_backbone_dir):
     from transformers import AutoModelForCausalLM
 
-    from grasp_env.lm.adapters import export_merged
+    from grasp_env.lm.export import export_merged
 
     target = tmp_path / "merged"
     export_merged(lora_model[0], target, lora_model[1])
@@ -321,8 +328,8 @@ def test_a_killed_backbone_build_leaves_no_entry_and_is_rebuilt(tmp_path, monkey
 def test_a_killed_adapter_cache_write_leaves_no_entry_and_is_retrained(
     lora_model, tiny_backbone_dir, isolated_cache
 ):
-    from grasp_env.lm.adapters import adapter_key, cached_adapter
     from grasp_env.lm.backbone import verify_manifest
+    from grasp_env.lm.cache import adapter_key, cached_adapter
 
     name = "interrupted-entry"
     parts = {"name": name, "v": 1}  # as the helper keys it

@@ -122,7 +122,7 @@ def test_bad_files(tmp_path):
 def test_too_few_rows_for_the_splits(tmp_path):
     path = _write(tmp_path / "qa.json", _qa_rows(20), "json")
     with pytest.raises(DataError, match=r"20 rows, but the splits need 416"):
-        load_target_splits(str(path), "qa", "en", seed=0)
+        load_target_splits(str(path), "qa", "en", seed=0, sizes=SplitSizes(50, 50, 16, 300))
 
 
 def test_hub_loaders_call_datasets_with_the_reference_names(monkeypatch, tmp_path):
@@ -132,7 +132,14 @@ def test_hub_loaders_call_datasets_with_the_reference_names(monkeypatch, tmp_pat
 
     def fake_load_dataset(name, config, split):
         calls.append((name, config, split))
-        return datasets.Dataset.from_list(_qa_rows(5) if name == "facebook/mlqa" else [SUM_ROW] * 3)
+        tag = f"{split}-"
+        if name == "facebook/mlqa":
+            rows = [
+                {**r, "id": tag + r["id"], "question": tag + r["question"]} for r in _qa_rows(5)
+            ]
+        else:
+            rows = [{**SUM_ROW, "id": f"{tag}{i}", "text": f"article {i}"} for i in range(3)]
+        return datasets.Dataset.from_list(rows)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     assert len(load_rows("mlqa", "qa", "zh")) == 10  # test + validation pooled
@@ -148,3 +155,36 @@ def test_hub_loaders_call_datasets_with_the_reference_names(monkeypatch, tmp_pat
     with pytest.raises(DataError, match="no language='fr'"):
         load_rows("mlqa", "qa", "fr")
     assert HUB_DATASETS["xlsum"].configs["zh"] == "chinese_simplified"
+
+
+def test_repeated_rows_are_used_once_and_a_reused_id_is_refused(tmp_path):
+    from grasp_env.data.schema import DuplicateRowsWarning
+
+    rows = _qa_rows(30)
+    repeated = rows + [dict(rows[3], id="copy-of-r3"), dict(rows[7])]
+    path = _write(tmp_path / "rep.jsonl", repeated, "jsonl")
+    with pytest.warns(DuplicateRowsWarning, match="2 row\\(s\\) repeat an earlier row"):
+        loaded = load_rows(str(path), "qa", "en")
+    assert len(loaded) == 30 and [r["id"] for r in loaded] == [r["id"] for r in rows]
+    clash = rows + [dict(rows[4], id="r5", question="Another question?")]  # an id taken
+    path = _write(tmp_path / "clash.jsonl", clash, "jsonl")
+    with pytest.raises(DataError, match="the id 'r5' is also row 5's"):
+        load_rows(str(path), "qa", "en")
+
+
+def test_an_answer_offset_is_checked_without_negative_indexing(tmp_path):
+    row = {
+        **QA_ROW,
+        "context": "Le Caire est une ville. Le Caire",
+        "answers": {"text": ["Le Caire"], "answer_start": [-8]},
+    }  # context[-8:] reads 'Le Caire'
+    path = _write(tmp_path / "neg.json", [row], "json")
+    with pytest.raises(DataError, match="answer_start=-8.*the text occurs at 0"):
+        load_rows(str(path), "qa", "fr")
+
+
+def test_a_byte_order_mark_is_read_as_utf8(tmp_path):
+    for kind in ("json", "jsonl"):
+        path = _write(tmp_path / f"bom.{kind}", _qa_rows(3), kind)
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        assert [r["id"] for r in load_rows(str(path), "qa", "en")] == ["r0", "r1", "r2"]

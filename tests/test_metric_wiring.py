@@ -80,23 +80,25 @@ def test_qa_bertscore_uses_all_gold_answers_and_blank_rows_score_zero(encoder):
     assert s["bertscore_f1"] == pytest.approx(100.0, abs=1e-3)
 
 
-def test_pipeline_config_validates_metric_flags(encoder):
-    from grasp_env.lm.pipeline import PipelineConfig
-    from grasp_env.runs.cli import ExperimentArgs
+def test_the_experiment_validates_metric_flags_before_work(encoder):
+    from grasp_env.config import DataConfig, EvalConfig, ExperimentConfig
+    from grasp_env.lm.pipeline import check_experiment
 
     with pytest.raises(ValueError, match="rouge='porter'"):
-        PipelineConfig(rouge="porter")
+        EvalConfig(rouge="porter")
     with pytest.raises(ValueError, match="MLQA"):
-        PipelineConfig(task="qa", target="fr")
-    with pytest.raises(ValueError, match="--rouge unstemmed"):
-        PipelineConfig(task="summarization", target="hi")
-    assert PipelineConfig(task="qa", target="hi").rouge == "xlsum"  # QA reports no ROUGE
+        DataConfig(task="qa", target="fr")
+    hindi = ExperimentConfig(data=DataConfig(task="summarization", target="hi"))
+    with pytest.raises(ValueError, match="--eval.rouge unstemmed"):
+        check_experiment(hindi)
+    check_experiment(ExperimentConfig(data=DataConfig(task="qa", target="hi")))  # no ROUGE for QA
     with pytest.raises(ValueError, match="no config.json"):
-        PipelineConfig(bertscore_model="/nonexistent/encoder")
-    args = ExperimentArgs(task="summarization", rouge="unstemmed", bertscore_model=str(encoder))
-    cfg = args.pipeline_config()
-    assert (cfg.rouge, cfg.bertscore_model) == ("unstemmed", str(encoder))
-    conventions = args.metric_conventions()
+        check_experiment(ExperimentConfig(eval=EvalConfig(bertscore_model="/nonexistent/encoder")))
+    cfg = ExperimentConfig(
+        data=DataConfig(task="summarization"),
+        eval=EvalConfig(rouge="unstemmed", bertscore_model=str(encoder)),
+    )
+    conventions = cfg.metric_conventions()
     assert conventions["rouge_l"].startswith("unstemmed|lang:ar")
     assert conventions["bertscore_f1"].startswith(f"model:{TABLE_NAME}|layer:1|")
 
@@ -104,17 +106,20 @@ def test_pipeline_config_validates_metric_flags(encoder):
 def test_pipeline_score_passes_rouge_and_bertscore_through(encoder, monkeypatch):
     from types import SimpleNamespace
 
+    from grasp_env.config import DataConfig, EvalConfig, ExperimentConfig
     from grasp_env.lm import pipeline
-    from grasp_env.lm.presets import get_preset
 
     rows = [{"answers": {"text": ["dollar", "euro"], "answer_start": [0, 0]}, "summary": "الكتاب"}]
 
-    def score(prediction, **cfg):
+    def score(prediction, task, target, rouge="xlsum"):
         monkeypatch.setattr(pipeline, "generate", lambda *a, **k: [prediction])
-        config = pipeline.PipelineConfig(bertscore_model=str(encoder), **cfg)
-        prep = SimpleNamespace(
-            cfg=config, preset=get_preset("tiny"), splits=SimpleNamespace(test=rows), tokenizer=None
+        config = ExperimentConfig.from_preset(
+            "tiny",
+            task=task,
+            data=DataConfig(task=task, target=target),
+            eval=EvalConfig(rouge=rouge, bertscore_model=str(encoder)),
         )
+        prep = SimpleNamespace(cfg=config, splits=SimpleNamespace(test=rows), tokenizer=None)
         return pipeline.score(prep, model=None)
 
     qa = score("euro", task="qa", target="en")
@@ -129,8 +134,22 @@ def test_pipeline_score_passes_rouge_and_bertscore_through(encoder, monkeypatch)
 @pytest.mark.slow
 def test_main_job_reports_bertscore_and_conventions(encoder, isolated_cache, tmp_path):
     env = {**os.environ, "GRASP_CACHE_DIR": str(isolated_cache)}
-    flags = ["--preset", "tiny", "--train-steps", "20", "--update-interval", "5"]
-    flags += ["--bertscore-model", str(encoder), "--out-dir", str(tmp_path), "--run-name", "bs"]
+    flags = [
+        "--preset",
+        "tiny",
+        "--controller.train-steps",
+        "20",
+        "--controller.update-interval",
+        "5",
+    ]
+    flags += [
+        "--eval.bertscore-model",
+        str(encoder),
+        "--out-dir",
+        str(tmp_path),
+        "--run-name",
+        "bs",
+    ]
     proc = subprocess.run(
         [sys.executable, str(ROOT / "runners" / "train_agent.py"), *flags],
         capture_output=True,

@@ -22,7 +22,7 @@ from grasp_env.metrics import (
     summary_metrics,
     token_f1,
 )
-from grasp_env.metrics.rouge import rouge_tokenizer
+from grasp_env.metrics.rouge import XlsumTokenizer, rouge_tokenizer
 
 # --- EM / F1: MLQA v1 ---------------------------------------------------------------------
 
@@ -187,10 +187,71 @@ def test_xlsum_tokens():
     assert rouge_l("我爱北京", "我爱北京天安门", "zh", "unstemmed") == pytest.approx(8 / 11)
 
 
+# nltk's ArabicStemmer sets `suffixes_verb_step1_success` on itself and never clears it, so a
+# shared stemmer stems "كتبوا" as كتب (Snowball strips -وا) until a word like "سيكتبونها" has been
+# stemmed, and as كتبو after it: a row's score then depended on the rows scored before it.
+ORDER_ROWS = [
+    # pred, ref: each 1.0 when every word is stemmed on its own (كتبوا -> كتب, درسوا -> درس)
+    ("كتبوا الرسالة", "كتب الرسالة"),
+    ("سيكتبونها غدا", "سيكتبونها غدا"),
+    ("الطلاب درسوا", "الطلاب درس"),
+]
+
+
+def test_arabic_rouge_does_not_depend_on_row_order():
+    from rouge_score.rouge_scorer import RougeScorer
+
+    def scores(order):
+        scorer = RougeScorer(["rougeL"], tokenizer=XlsumTokenizer("ar"))
+        return {
+            i: scorer.score(ORDER_ROWS[i][1], ORDER_ROWS[i][0])["rougeL"].fmeasure for i in order
+        }
+
+    forward, backward = scores([0, 1, 2]), scores([2, 1, 0])
+    for i in range(len(ORDER_ROWS)):
+        assert forward[i] == backward[i], f"row {i}: {forward[i]} forward, {backward[i]} backward"
+    assert forward == {0: 1.0, 1: 1.0, 2: 1.0}
+    # the package's cached scorer too: a row scores the same before and after the others
+    first = rouge_l(*ORDER_ROWS[0], "ar")
+    summary_metrics([p for p, _ in ORDER_ROWS], [r for _, r in ORDER_ROWS], "ar")
+    assert rouge_l(*ORDER_ROWS[0], "ar") == first == 1.0
+
+
+def test_arabic_stem_does_not_depend_on_earlier_words_of_the_text():
+    ar = XlsumTokenizer("ar")
+    assert ar.tokenize("سيكتبونها كتبوا") == ["سيكتب", "كتب"]
+    assert ar.tokenize("كتبوا") == ["كتب"]
+
+
+def test_stopword_pair_scores_as_documented():
+    from rouge_score.rouge_scorer import RougeScorer
+
+    # No stopword list here: ليست -> ليس, هناك -> هنا, معلومات -> معلوم; 3 of 3 match, F = 1.
+    assert rouge_l("ليست هناك معلومات", "ليس هنا معلومات", "ar") == 1.0
+    # XL-Sum's scorer leaves words of nltk's list (these two are on it) as they are:
+    # [ليست, هناك, معلوم] vs [ليس, هنا, معلوم]: LCS 1, P = R = 1/3, F = 1/3.
+    listed = XlsumTokenizer("ar", stopwords=frozenset({"ليست", "هناك"}))
+    assert listed.tokenize("ليست هناك معلومات") == ["ليست", "هناك", "معلوم"]
+    scorer = RougeScorer(["rougeL"], tokenizer=listed)
+    f = scorer.score("ليس هنا معلومات", "ليست هناك معلومات")["rougeL"].fmeasure
+    assert f == pytest.approx(1 / 3)
+    # The list has the hamza spelling only, so أكثر stays and اكثر (off the list) is stemmed:
+    # [أكثر, من, مئة] vs [اكثر, من, مئة]: LCS 2, F = 2/3; here both are اكثر, F = 1.
+    assert rouge_l("أكثر من مئة", "اكثر من مئة", "ar") == 1.0
+    scorer = RougeScorer(["rougeL"], tokenizer=XlsumTokenizer("ar", stopwords=frozenset({"أكثر"})))
+    assert scorer.score("اكثر من مئة", "أكثر من مئة")["rougeL"].fmeasure == pytest.approx(2 / 3)
+    # other Snowball languages take a list the same way (nltk's ignore_stopwords)
+    assert XlsumTokenizer("en").tokenize("having cats") == ["have", "cat"]
+    assert XlsumTokenizer("en", stopwords=frozenset({"having"})).tokenize("having cats") == [
+        "having",
+        "cat",
+    ]
+
+
 def test_rouge_convention_errors():
     with pytest.raises(ValueError, match="rouge='porter'"):
         rouge_l("a", "a", "en", "porter")
-    with pytest.raises(MetricUnavailable, match="--rouge unstemmed"):
+    with pytest.raises(MetricUnavailable, match="--eval.rouge unstemmed"):
         rouge_l("a", "a", "hi")
 
 
@@ -242,7 +303,9 @@ def test_metric_conventions_name_every_reported_metric():
     assert "nc:6|nw:0" in zh["chrf"]
     ar = metric_conventions("summarization", "ar", "unstemmed")
     assert ar["rouge_l"].startswith("unstemmed|lang:ar") and "tok:13a" in ar["bleu4"]
-    assert "snowball-arabic" in metric_conventions("summarization", "ar")["rouge_l"]
+    ar_xlsum = metric_conventions("summarization", "ar")["rouge_l"]
+    assert "snowball-arabic" in ar_xlsum and "fresh-per-word" in ar_xlsum
+    assert "fresh-per-word" not in metric_conventions("summarization", "es")["rouge_l"]
     assert all(isinstance(v, str) for v in zh.values())
     with pytest.raises(ValueError, match="MLQA"):
         metric_conventions("qa", "fr")

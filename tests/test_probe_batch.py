@@ -1,4 +1,4 @@
-"""Group probing (`--probe-batch group`): a round's candidates scored in shared forward passes.
+"""Group probing (--controller.probe-batch group): a round's candidates in shared forwards.
 
 Checked against what the package already trusts: one `probe` per candidate (the reference
 path). The group path must give the same losses, leave the live weights, the optimizer and the
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from agents import GRPOConfig, GRPOController, check_probe_batch, make_agent
-from grasp_env.env import GraspLoRAEnv
+from agents import GRPOController, check_probe_batch, make_agent
+from grasp_env.env import ControllerConfig, GraspLoRAEnv
 from grasp_env.lm.batches import evaluate_loss, evaluate_losses
 from grasp_env.lm.pruning import lora_parameters
 from grasp_env.synthetic import SyntheticProcess
@@ -18,17 +18,17 @@ from grasp_env.synthetic import SyntheticProcess
 
 @pytest.fixture(scope="module")
 def prepared(tiny_backbone_dir):
-    from grasp_env.lm.pipeline import PipelineConfig, prepare
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.config import ExperimentConfig
+    from grasp_env.lm.pipeline import prepare
 
-    return prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+    return prepare(ExperimentConfig.from_preset("tiny"), progress=False, log=lambda _: None)
 
 
 @pytest.fixture
 def process(prepared):
     from grasp_env.process import LoraProcess
 
-    proc = LoraProcess(prepared, micro_dev_size=8)
+    proc = LoraProcess(prepared)
     proc.reset(seed=0)
     proc.train(3)
     proc.commit(0.4)
@@ -66,7 +66,7 @@ def test_training_after_group_probes_matches_training_after_single_probes(prepar
     from grasp_env.process import LoraProcess
 
     def run(group):
-        proc = LoraProcess(prepared, micro_dev_size=8)
+        proc = LoraProcess(prepared)
         proc.reset(seed=3)
         proc.train(2)
         _ = proc.probe_group([0.3, 0.5]) if group else [proc.probe(0.3), proc.probe(0.5)]
@@ -86,7 +86,7 @@ def test_training_after_group_probes_matches_training_after_single_probes(prepar
 def test_close_drops_the_candidate_adapters(prepared):
     from grasp_env.process import LoraProcess
 
-    proc = LoraProcess(prepared, micro_dev_size=4)
+    proc = LoraProcess(prepared)
     proc.reset(seed=0)
     proc.probe_group([0.2, 0.5, 0.7])
     names = proc.host.names()
@@ -114,12 +114,12 @@ def test_evaluate_losses_equals_evaluate_loss_per_adapter(process):
 
 
 def _episode(probe_batch, prepared=None, process=None):
-    kwargs = {"train_steps": 30, "probe_batch": probe_batch}
+    controller = ControllerConfig(train_steps=30, probe_batch=probe_batch)
     if process is not None:
-        env = GraspLoRAEnv(process=process, **kwargs)
+        env = GraspLoRAEnv(process=process, controller=controller)
     else:
-        env = GraspLoRAEnv(prepared=prepared, **kwargs)
-    agent = GRPOController(env, GRPOConfig(seed=7))
+        env = GraspLoRAEnv(prepared=prepared, controller=controller)
+    agent = GRPOController(env, seed=7)
     agent.learn(seed=11)
     history = env.history
     env.close()
@@ -149,11 +149,13 @@ def test_probe_ahead_serves_the_announced_steps_and_drops_them_on_a_different_ac
             calls.append(ratio)
             return super().probe(ratio)
 
-    env = GraspLoRAEnv(process=Counting(), train_steps=40, group_size=3)
+    env = GraspLoRAEnv(
+        process=Counting(), controller=ControllerConfig(train_steps=40, group_size=3)
+    )
     env.reset(seed=0)
     cfg = env.config
     actions = [cfg.action_of(r) for r in (0.2, 0.3, 0.5)]
-    env.probe_ahead(actions)
+    env.probe_ahead([0.2, 0.3, 0.5])
     assert calls == pytest.approx([0.2, 0.3, 0.5])  # no probe_group here: one by one
     env.step(actions[0])
     assert len(calls) == 3  # served from the announcement
@@ -161,19 +163,69 @@ def test_probe_ahead_serves_the_announced_steps_and_drops_them_on_a_different_ac
     env.step(actions[2])
     assert calls[3:] == pytest.approx([0.6, 0.5])
     with pytest.raises(ValueError, match="announce between 1 and 3"):
-        env.probe_ahead([cfg.action_of(0.2)] * 4)
+        env.probe_ahead([0.2] * 4)
+    with pytest.raises(ValueError, match=r"outside \[p_min, p_max\]"):
+        env.probe_ahead([0.95])
+
+
+@pytest.mark.parametrize("wrapper", ["none", "rescale", "clip", "rescale+clip"])
+def test_group_probing_works_unchanged_under_action_wrappers(wrapper):
+    """GRPO acts through the wrappers; the env still serves every step from the announcement."""
+    import gymnasium as gym
+
+    calls = {"group": 0, "single": 0}
+
+    class Counting(SyntheticProcess):
+        def probe(self, ratio):
+            calls["single"] += 1
+            return super().probe(ratio)
+
+        def probe_group(self, ratios):
+            calls["group"] += 1
+            return [super(Counting, self).probe(r) for r in ratios]
+
+    def episode(kind):
+        env = GraspLoRAEnv(
+            process=Counting(0.5, noise=0.01),
+            controller=ControllerConfig(train_steps=50, probe_batch="group"),
+        )
+        inner = env
+        if "rescale" in kind:
+            env = gym.wrappers.RescaleAction(
+                env, min_action=np.zeros(1, np.float32), max_action=np.full(1, 5.0, np.float32)
+            )
+        if "clip" in kind:
+            env = gym.wrappers.ClipAction(env)
+        agent = GRPOController(env, seed=4)
+        agent.learn(seed=2)
+        return agent.result, inner.history
+
+    reference, ref_history = episode("none")
+    calls.update(group=0, single=0)
+    result, history = episode(wrapper)
+    assert calls == {"group": 5, "single": 0}  # every round announced, no probe repeated
+    assert result.learned_ratio == pytest.approx(reference.learned_ratio, abs=1e-6)
+    for a, b in zip(history, ref_history, strict=True):
+        assert a["candidates"] == pytest.approx(b["candidates"], abs=1e-6)
 
 
 def test_group_probing_is_refused_for_agents_that_cannot_announce():
-    check_probe_batch(["grpo", "grpo-paper"], "group")
+    check_probe_batch(["grpo"], "group")
     check_probe_batch(["random", "sac"], "single")
-    with pytest.raises(ValueError, match=r"agent\(s\) \['random'\].*--probe-batch single"):
+    with pytest.raises(
+        ValueError, match=r"agent\(s\) \['random'\].*--controller.probe-batch single"
+    ):
         check_probe_batch(["grpo", "random"], "group")
-    env = GraspLoRAEnv(process=SyntheticProcess(), train_steps=40, probe_batch="group")
-    with pytest.raises(ValueError, match="--probe-batch group"):
+    env = GraspLoRAEnv(
+        process=SyntheticProcess(), controller=ControllerConfig(train_steps=40, probe_batch="group")
+    )
+    with pytest.raises(ValueError, match="--controller.probe-batch group"):
         make_agent("ppo", env, seed=0)
 
 
 def test_unknown_probe_batch_names_the_field():
     with pytest.raises(ValueError, match="probe_batch='pairs'.*fix: use one of"):
-        GraspLoRAEnv(process=SyntheticProcess(), train_steps=40, probe_batch="pairs")
+        GraspLoRAEnv(
+            process=SyntheticProcess(),
+            controller=ControllerConfig(train_steps=40, probe_batch="pairs"),
+        )

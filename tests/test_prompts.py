@@ -1,8 +1,11 @@
 import pytest
 
+from grasp_env.config import DataConfig
 from grasp_env.data.embedded import embedded_target_splits
 from grasp_env.data.prompts import IGNORE_INDEX, prompt_pieces, target_text, tokenize_row
 from grasp_env.data.schema import DataError
+
+SIZES = DataConfig().split_sizes  # the default preset's target splits: 50/50/16/300
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +27,7 @@ def tokenizer(tiny_backbone_dir):
     ],
 )
 def test_prompts_are_native_and_end_with_the_cue(task, lang, cue):
-    row = embedded_target_splits(task, lang, 0).train[0]
+    row = embedded_target_splits(task, lang, 0, SIZES).train[0]
     head, long, tail = prompt_pieces(row, task, lang)
     assert tail.endswith("\n" + cue)
     assert long in (row.get("context"), row.get("text"))
@@ -35,7 +38,7 @@ def test_prompts_are_native_and_end_with_the_cue(task, lang, cue):
 
 
 def test_loss_covers_only_target_and_eos(tokenizer):
-    row = embedded_target_splits("qa", "ar", 0).train[0]
+    row = embedded_target_splits("qa", "ar", 0, SIZES).train[0]
     enc = tokenize_row(tokenizer, row, "qa", "ar", max_length=512)
     n = enc["prompt_length"]
     assert all(x == IGNORE_INDEX for x in enc["labels"][:n])
@@ -48,7 +51,7 @@ def test_loss_covers_only_target_and_eos(tokenizer):
 
 
 def test_truncation_cuts_the_context_and_keeps_cue_and_target(tokenizer):
-    row = embedded_target_splits("qa", "en", 0).train[0]
+    row = embedded_target_splits("qa", "en", 0, SIZES).train[0]
     full = tokenize_row(tokenizer, row, "qa", "en", max_length=1024)
     short = tokenize_row(tokenizer, row, "qa", "en", max_length=len(full["input_ids"]) - 20)
     assert len(short["input_ids"]) == len(full["input_ids"]) - 20

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from grasp_env.env import GraspLoRAEnv
+from grasp_env.env import ControllerConfig, GraspLoRAEnv
 from grasp_env.pstar import Probes, bspline_basis, fit_quadratic, fit_spline, probes_of
 from grasp_env.synthetic import Curve, SyntheticProcess
 
@@ -81,7 +81,7 @@ def test_spline_searches_only_where_the_run_probed_densely():
 
 
 def test_env_learns_a_known_optimum_with_the_default_rule():
-    env = GraspLoRAEnv(process=SyntheticProcess(0.62), train_steps=200, update_interval=10)
+    env = GraspLoRAEnv(process=SyntheticProcess(0.62), controller=ControllerConfig(train_steps=200, update_interval=10))
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     done = False
@@ -94,6 +94,7 @@ def test_env_learns_a_known_optimum_with_the_default_rule():
     assert result.learned_ratio == env.learned_ratio("spline") and result.rounds == 20
     assert set(result.learned_ratio_by_rule) == {
         "spline",
+        "spline_recent",
         "quadratic",
         "best_reward",
         "last_committed",
@@ -111,7 +112,7 @@ def test_divergence_terminates_with_the_reason():
             out = super().train(k)
             return out[:-1] + [float("nan")] if self.steps_done > 20 else out
 
-    env = GraspLoRAEnv(process=Diverging(0.5), train_steps=100, update_interval=10)
+    env = GraspLoRAEnv(process=Diverging(0.5), controller=ControllerConfig(train_steps=100, update_interval=10))
     env.reset(seed=0)
     steps, terminated, info = 0, False, {}
     while not terminated:
@@ -127,7 +128,7 @@ def test_a_process_that_takes_no_step_ends_the_episode():
         def train(self, k):
             return []  # never advances steps_done
 
-    env = GraspLoRAEnv(process=Stalled(0.5), train_steps=100, update_interval=10)
+    env = GraspLoRAEnv(process=Stalled(0.5), controller=ControllerConfig(train_steps=100, update_interval=10))
     _, info = env.reset(seed=0)
     assert info["termination"].startswith("stalled")
     with pytest.raises(RuntimeError, match="after the episode ended"):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGS = ["--preset", "tiny", "--train-steps", "20", "--update-interval", "5"]
+FLAGS = ["--preset", "tiny", "--controller.train-steps", "20", "--controller.update-interval", "5"]
 
 
 def _run(*args, cache, fault=None):
@@ -85,7 +85,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(reference_run, isolated
 
 def test_training_losses_sit_on_their_own_steps(reference_run):
     steps = [s for s, _ in _scalars(reference_run, "losses/train")]
-    assert steps == list(range(1, 21))  # --train-steps 20: one point per optimizer step
+    assert steps == list(range(1, 21))  # --controller.train-steps 20: one point per optimizer step
     rounds = [json.loads(x) for x in (reference_run / "history.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rounds] == [5, 10, 15, 20]
     assert all(len(r["train_losses"]) == 5 for r in rounds)
@@ -137,7 +137,7 @@ def test_sigkill_from_outside_at_an_arbitrary_moment(isolated_cache, tiny_backbo
     """No fault hook: the test itself kills the run once a few rounds are on disk."""
     import time
 
-    longer = ["--train-steps", "200", "--out-dir", str(tmp_path)]
+    longer = ["--controller.train-steps", "200", "--out-dir", str(tmp_path)]
     env = {**os.environ, "GRASP_CACHE_DIR": str(isolated_cache)}
     env.pop("GRASP_FAULT", None)
     cmd = [sys.executable, str(ROOT / "runners" / "train_agent.py"), *FLAGS, *longer]

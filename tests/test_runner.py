@@ -28,9 +28,9 @@ def two_runs(isolated_cache, tiny_backbone_dir, tmp_path_factory):
         proc = _run(
             "--preset",
             "tiny",
-            "--train-steps",
+            "--controller.train-steps",
             "20",
-            "--update-interval",
+            "--controller.update-interval",
             "5",
             "--out-dir",
             str(out),
@@ -156,32 +156,31 @@ def test_same_seed_same_learned_ratio(two_runs):
 def test_saved_adapter_reloads_and_reproduces_the_test_metric(two_runs, tiny_backbone_dir):
     from peft import PeftModel
 
+    from grasp_env.config import ExperimentConfig
     from grasp_env.data import load_target_splits
     from grasp_env.lm.backbone import load_backbone
     from grasp_env.lm.batches import encode_rows, evaluate_loss, generate
-    from grasp_env.lm.presets import get_preset
     from grasp_env.metrics import qa_metrics
 
     metrics = json.loads((two_runs[0] / "metrics.json").read_text())
-    preset = get_preset("tiny")
+    cfg = ExperimentConfig.from_preset("tiny")
     base, tok = load_backbone(tiny_backbone_dir)
     model = PeftModel.from_pretrained(base, two_runs[0] / "adapter").eval()
-    splits = load_target_splits("embedded", "qa", "ar", 42, preset.sizes, preset.embedded)
-    test = encode_rows(tok, splits.test, "qa", "ar", preset.max_length)
+    data = cfg.data
+    splits = load_target_splits("embedded", "qa", "ar", 42, data.split_sizes, data.embedded)
+    test = encode_rows(tok, splits.test, "qa", "ar", data.max_length)
     assert evaluate_loss(model, test, tok.pad_token_id) == pytest.approx(
         metrics["test_loss"], rel=1e-5
     )
-    preds = generate(
-        model, tok, splits.test, "qa", "ar", preset.max_length, preset.max_new_tokens["qa"]
-    )
+    preds = generate(model, tok, splits.test, "qa", "ar", data.max_length, cfg.eval.max_new_tokens)
     assert qa_metrics(preds, [r["answers"]["text"] for r in splits.test], "ar") == metrics["test"]
 
 
 def test_bad_flag_values_exit_2_without_traceback(isolated_cache, tmp_path):
     for args, expected in (
         (["--preset", "huge"], "preset='huge'"),
-        (["--agent", "dqn"], "--agent 'dqn' is unknown"),
-        (["--p-min", "0.9", "--p-max", "0.2"], "p_min=0.9, p_max=0.2"),
+        (["--agent", "dqn"], "dqn"),
+        (["--controller.p-min", "0.9", "--controller.p-max", "0.2"], "p_min=0.9, p_max=0.2"),
         (["--seed", "abc"], ""),
     ):
         out = _run(*args, "--out-dir", str(tmp_path), cache=isolated_cache)

@@ -1,10 +1,9 @@
-"""The single-pass protocol (issue 15): the controller run's adapter continues at p*."""
+"""The single-pass protocol: the controller run continues at p* (weights, optimizer, mask, rows)."""
 
 import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,26 +14,34 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def prepared(tiny_backbone_dir):
-    from grasp_env.lm.pipeline import PipelineConfig, prepare
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.config import ExperimentConfig
+    from grasp_env.lm.pipeline import prepare
 
-    return prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+    return prepare(ExperimentConfig.from_preset("tiny"), progress=False, log=lambda _: None)
 
 
-def test_the_continued_adapter_is_the_controllers_pruned_at_pstar(prepared):
+def test_the_continuation_is_the_controller_run_at_pstar(prepared):
     import torch
 
-    from grasp_env.env import GraspLoRAEnv
-    from grasp_env.lm.adapters import lora_state
+    from grasp_env.env import ControllerConfig, GraspLoRAEnv
+    from grasp_env.lm.host import lora_state
     from grasp_env.lm.pipeline import final_run, start_model
 
-    env = GraspLoRAEnv(prepared=prepared, train_steps=10, update_interval=5)
+    controller = ControllerConfig(train_steps=10, update_interval=5)
+    env = GraspLoRAEnv(prepared=prepared, controller=controller)
     env.reset(seed=0)
     for a in (-0.5, 0.0, 0.5):
         env.step(np.array([a], dtype=np.float32))
     process = env.unwrapped.process
-    state = process.adapter_at(0.5)
+    cont = process.continuation(0.5, max_steps=5)
+    # everything the controller run's training state is, carried: weights, AdamW, mask and
+    # stash, row-stream position
+    assert cont.position == process._order.position == 10 and cont.max_steps == 5
+    steps = {int(v["step"]) for v in cont.optimizer["state"].values()}
+    assert steps == {10}
+    assert cont.prune["keep"] is not None and set(cont.prune["stash"]) == set(prepared.merged_state)
     env.close()
+    state = cont.weights
     merged = prepared.merged_state
     assert set(state) == set(merged)
     assert any(not torch.equal(state[k], merged[k]) for k in state)  # trained, not the merge
@@ -45,8 +52,7 @@ def test_the_continued_adapter_is_the_controllers_pruned_at_pstar(prepared):
     got = lora_state(model)
     assert all(torch.equal(got[k], state[k]) for k in state)
 
-    lora = replace(prepared.cfg.final_lora, max_steps=5)
-    run = final_run(prepared, 0.5, "merged", lora=lora, start=state)
+    run = final_run(prepared, 0.5, "merged", start=cont)
     assert run.fit.steps == 5 and np.isfinite(run.test_loss)
     with pytest.raises(ValueError, match="only the merged arm"):
         start_model(prepared, "target_only", state=state)
@@ -57,9 +63,19 @@ def test_benchmark_single_pass_records_its_protocol_and_steps(
 ):
     env = {**os.environ, "GRASP_CACHE_DIR": str(isolated_cache)}
     cmd = [sys.executable, str(ROOT / "runners" / "benchmark.py"), "--preset", "tiny"]
-    cmd += ["--agents", "grpo", "--seeds", "42", "--ratios", "0.2", "0.6", "--train-steps", "6"]
-    cmd += ["--update-interval", "3", "--out-dir", str(tmp_path), "--run-name", "sp"]
-    single = [*cmd, "--protocol", "single-pass"]
+    cmd += [
+        "--agents",
+        "grpo",
+        "--seeds",
+        "42",
+        "--ratios",
+        "0.2",
+        "0.6",
+        "--controller.train-steps",
+        "6",
+    ]
+    cmd += ["--controller.update-interval", "3", "--out-dir", str(tmp_path), "--run-name", "sp"]
+    single = [*cmd, "--final.protocol", "single-pass"]
     out = subprocess.run(single, capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     run = json.loads((tmp_path / "sp" / "benchmark.json").read_text())["methods"]["grpo"]
@@ -67,8 +83,10 @@ def test_benchmark_single_pass_records_its_protocol_and_steps(
     # the tiny final run takes 10 steps; the controller did 6: the continuation trains 4 at
     # least one dev interval (eval_every 5) -> 5
     assert record["protocol"] == "single-pass" and record["final_steps"] == 5
-    bad = subprocess.run([*cmd, "--protocol", "one-run"], capture_output=True, text=True, env=env)
-    assert bad.returncode == 2 and "--protocol 'one-run' is unknown" in bad.stderr
+    bad = subprocess.run(
+        [*cmd, "--final.protocol", "one-run"], capture_output=True, text=True, env=env
+    )
+    assert bad.returncode == 2 and "one-run" in bad.stderr and "single-pass" in bad.stderr
 
 
 def test_main_job_single_pass_resumes_to_the_same_result(
@@ -78,8 +96,15 @@ def test_main_job_single_pass_resumes_to_the_same_result(
     env = {**os.environ, "GRASP_CACHE_DIR": str(isolated_cache)}
     env.pop("GRASP_FAULT", None)
     cmd = [sys.executable, str(ROOT / "runners" / "train_agent.py"), "--preset", "tiny"]
-    cmd += ["--train-steps", "6", "--update-interval", "3", "--protocol", "single-pass"]
-    cmd += ["--continue-steps", "10"]  # two dev evaluations: a checkpoint after the first
+    cmd += [
+        "--controller.train-steps",
+        "6",
+        "--controller.update-interval",
+        "3",
+        "--final.protocol",
+        "single-pass",
+    ]
+    cmd += ["--final.continue-steps", "10"]  # two dev evaluations: a checkpoint after the first
     cmd += ["--out-dir", str(tmp_path), "--run-name"]
     whole = subprocess.run([*cmd, "whole"], capture_output=True, text=True, env=env)
     assert whole.returncode == 0, whole.stderr[-3000:]

@@ -14,17 +14,17 @@ from grasp_env.lm.pruning import PruneState, build_masks
 
 @pytest.fixture(scope="module")
 def prepared(tiny_backbone_dir):
-    from grasp_env.lm.pipeline import PipelineConfig, prepare
-    from grasp_env.lm.presets import get_preset
+    from grasp_env.config import ExperimentConfig
+    from grasp_env.lm.pipeline import prepare
 
-    return prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=lambda _: None)
+    return prepare(ExperimentConfig.from_preset("tiny"), progress=False, log=lambda _: None)
 
 
 @pytest.fixture
 def process(prepared):
     from grasp_env.process import LoraProcess
 
-    proc = LoraProcess(prepared, micro_dev_size=8)
+    proc = LoraProcess(prepared)
     proc.reset(seed=0)
     return proc
 
@@ -157,7 +157,7 @@ def test_state_dict_round_trips_the_stash(process, prepared):
     process.commit(0.6)
     process.train(2)
     state = process.state_dict()
-    other = LoraProcess(prepared, micro_dev_size=8)  # a second adapter
+    other = LoraProcess(prepared)  # a second adapter
     assert other.name != process.name and other.host is process.host  # one backbone
     other.reset(seed=1)
     other.load_state_dict(state)
@@ -194,19 +194,19 @@ def test_a_rebuild_at_the_same_ratio_swaps_entries_by_their_stashed_importance()
 
 
 def test_final_run_with_a_rebuilding_mask_keeps_the_ratio(prepared):
-    from grasp_env.lm.adapters import PruneSpec, fit
     from grasp_env.lm.pipeline import start_model
+    from grasp_env.lm.trainer import PruneSpec, train_lora
 
     model = start_model(prepared, "merged")
-    lora = prepared.cfg.final_lora
-    result = fit(
+    lora = prepared.cfg.final
+    result = train_lora(
         model,
         prepared.encoded["train"],
         prepared.encoded["dev"],
         lora,
         0,
         prepared.pad_id,
-        prune=PruneSpec(0.5, rebuild_every=2),
+        prune=PruneSpec(0.5, "per_tensor", None, 2),
     )
     assert result.steps == lora.max_steps
     zeros = sum(int((v == 0).sum()) for k, v in result.state.items() if "lora_" in k)

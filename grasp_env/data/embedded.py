@@ -52,10 +52,6 @@ class EmbeddedConfig:
     """Seed of the held-out territory draw; fixed across run seeds so that test sets pair up."""
     n_test_territories: int = 100
     """Territories reserved for the target test split (3 QA rows or 3 articles each)."""
-    source_train: int = 2000
-    """English (source-language) training rows."""
-    source_dev: int = 200
-    """English dev rows, about territories disjoint from the source training rows."""
     code_switch_rate: float = 0.3
     """Share of corpus fact sentences whose territory name is written in another language."""
     relation_switch_rate: float = 0.15
@@ -212,7 +208,7 @@ def embedded_target_splits(
     task: str,
     lang: str,
     seed: int,
-    sizes: SplitSizes | None = None,
+    sizes: SplitSizes,
     cfg: EmbeddedConfig | None = None,
 ) -> TaskSplits:
     """Target-language splits: train / dev / micro-dev drawn per `seed`, a fixed held-out test.
@@ -227,7 +223,7 @@ def embedded_target_splits(
       territory, not even as a distractor.
     """
     _check_task_lang(task, lang)
-    sizes, cfg = sizes or SplitSizes(), cfg or EmbeddedConfig()
+    cfg = cfg or EmbeddedConfig()
     train_side, test_side = partition_territories(cfg)
     pool = _subjects(task, train_side)
     if sizes.train >= len(pool):
@@ -251,7 +247,7 @@ def embedded_target_splits(
 
 
 def embedded_source_splits(
-    task: str, lang: str, seed: int, cfg: EmbeddedConfig | None = None
+    task: str, lang: str, seed: int, n_train: int, n_dev: int, cfg: EmbeddedConfig | None = None
 ) -> TaskSplits:
     """Source-language (English) train and dev rows about training-side territories.
 
@@ -268,10 +264,8 @@ def embedded_source_splits(
     n_dev_subjects = max(1, len(subjects) // 8)
     dev_subjects, train_subjects = subjects[:n_dev_subjects], subjects[n_dev_subjects:]
     prefix = f"{lang}-{task}-s{seed}"
-    train = _repeat_rows(
-        task, train_subjects, cfg.source_train, lang, rng, train_side, prefix + "-train"
-    )
-    dev = _repeat_rows(task, dev_subjects, cfg.source_dev, lang, rng, train_side, prefix + "-dev")
+    train = _repeat_rows(task, train_subjects, n_train, lang, rng, train_side, prefix + "-train")
+    dev = _repeat_rows(task, dev_subjects, n_dev, lang, rng, train_side, prefix + "-dev")
     return TaskSplits(task, lang, train, dev, [], [])
 
 

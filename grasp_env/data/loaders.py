@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def _read_local_file(path: Path) -> list[Any]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = []
-        with path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8-sig") as fh:  # a byte-order mark is UTF-8 too
             for n, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
@@ -90,7 +90,7 @@ def _read_local_file(path: Path) -> list[Any]:
         return rows
     if suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as err:
             raise DataError(
                 f"{path}: not valid JSON (line {err.lineno}: {err.msg}); fix: repair the file "
@@ -150,11 +150,10 @@ def load_target_splits(
     task: str,
     lang: str,
     seed: int,
-    sizes: SplitSizes | None = None,
+    sizes: SplitSizes,
     embedded: EmbeddedConfig | None = None,
 ) -> TaskSplits:
     """Train / dev / micro-dev / test rows of the target language."""
-    sizes = sizes or SplitSizes()
     if source == "embedded":
         return embedded_target_splits(task, lang, seed, sizes, embedded)
     return split_rows(load_rows(source, task, lang), sizes, seed, task, lang, source)
@@ -171,8 +170,7 @@ def load_source_splits(
 ) -> TaskSplits:
     """Train and dev rows of the source language (micro-dev and test stay empty)."""
     if source == "embedded":
-        cfg = replace(embedded or EmbeddedConfig(), source_train=n_train, source_dev=n_dev)
-        return embedded_source_splits(task, lang, seed, cfg)
+        return embedded_source_splits(task, lang, seed, n_train, n_dev, embedded)
     rows = load_rows(source, task, lang)
     if len(rows) < n_train + n_dev:
         raise DataError(

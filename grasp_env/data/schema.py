@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["TASKS", "DataError", "validate_row", "validate_rows"]
+__all__ = ["TASKS", "DataError", "DuplicateRowsWarning", "validate_row", "validate_rows"]
 
 TASKS: tuple[str, ...] = ("qa", "summarization")
 """Task families: extractive QA (MLQA schema) and summarisation (XL-Sum schema)."""
@@ -57,7 +57,7 @@ def _check_answers(answers: Mapping[str, Any], context: str, where: str) -> None
                 f"{where}: field 'answers.answer_start' must be an int, got {start!r}; "
                 "fix: store the character offset of the answer in 'context'"
             )
-        found = context[start : start + len(text)]
+        found = context[start : start + len(text)] if 0 <= start <= len(context) else ""
         if found != text:
             hint = context.find(text)
             fix = f"the text occurs at {hint}" if hint >= 0 else "the text is not in the context"
@@ -98,20 +98,61 @@ def validate_row(row: Any, task: str, source: str, index: int) -> None:
         _check_answers(row["answers"], row["context"], where)
 
 
+class DuplicateRowsWarning(UserWarning):
+    """Rows that repeat another row's content were dropped (the first of each is kept)."""
+
+
 def validate_rows(rows: Iterable[Any], task: str, source: str) -> list[dict[str, Any]]:
-    """Validate every row and return them as a list of plain dicts.
+    """Validate every row and return them as a list of plain dicts, each content once.
+
+    A row whose content (every schema field but the id) repeats an earlier row's is dropped
+    with a `DuplicateRowsWarning`: otherwise one seeded shuffle could put the same row in the
+    train and the test split, and the test score would measure training rows. Two different
+    rows under one id are refused (which one is meant cannot be known).
 
     Raises:
-        DataError: on the first bad row, or when `rows` is empty.
+        DataError: on the first bad row, a repeated id with other content, or no rows.
     """
-    out = []
+    out: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    ids: dict[Any, int] = {}
+    dropped = []
     for i, row in enumerate(rows):
         row = _plain(row) if isinstance(row, Mapping) else row
         validate_row(row, task, source, i)
+        content = _content_key(row, task)
+        if content in seen:
+            dropped.append((i, seen[content]))
+            continue
+        if row["id"] in ids:
+            raise DataError(
+                f"{_where(source, i, row['id'])}: the id {row['id']!r} is also row "
+                f"{ids[row['id']]}'s, with other content; fix: give every row its own id"
+            )
+        seen[content], ids[row["id"]] = i, i
         out.append(row)
     if not out:
         raise DataError(f"{source}: no rows; fix: point at a non-empty {task} file or split")
+    if dropped:
+        import warnings
+
+        shown = ", ".join(f"row {a} = row {b}" for a, b in dropped[:3])
+        warnings.warn(
+            f"{source}: {len(dropped)} row(s) repeat an earlier row and were dropped ({shown}"
+            f"{', ...' if len(dropped) > 3 else ''}); each row is used once",
+            DuplicateRowsWarning,
+            stacklevel=2,
+        )
     return out
+
+
+def _content_key(row: Mapping[str, Any], task: str) -> str:
+    """A row's content without its id, as one comparable string."""
+    import json
+
+    return json.dumps(
+        {f: row[f] for f in _FIELDS[task] if f != "id"}, sort_keys=True, ensure_ascii=False
+    )
 
 
 def _plain(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,21 +15,12 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "dev", "micro_dev", "test")
 
 @dataclass(frozen=True)
 class SplitSizes:
-    """Rows per split. Defaults are the paper's target-language splits, with a larger test split.
+    """Rows per split, as the loaders take them (the settings: `grasp_env.config.DataConfig`)."""
 
-    The paper tests on 100 rows; at the embedded scale one EM value on 100 rows has a standard
-    error of about 3.5 points, as large as the effects the benchmark must show, so the default
-    test split holds 300 rows (issue 2).
-    """
-
-    train: int = 50
-    """Target-language training rows (the paper: 50)."""
-    dev: int = 50
-    """Dev rows for early stopping and the grid's choice (the paper: 50)."""
-    micro_dev: int = 16
-    """Rows the controller probes candidate ratios on (the paper: 16)."""
-    test: int = 300
-    """Held-out rows for the reported metrics (the paper: 100)."""
+    train: int
+    dev: int
+    micro_dev: int
+    test: int
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -64,7 +55,10 @@ class TaskSplits:
 def split_rows(
     rows: list[dict[str, Any]], sizes: SplitSizes, seed: int, task: str, lang: str, source: str
 ) -> TaskSplits:
-    """Shuffle `rows` once with `seed` and cut train / dev / micro-dev / test in that order.
+    """Shuffle `rows` once with `seed` and cut train / dev / test / micro-dev in that order.
+
+    Micro-dev is cut last, so a run that probes on fewer or more micro-dev rows
+    (--micro-dev-rows) keeps the same train, dev and test rows.
 
     Raises:
         DataError: when there are fewer rows than the four splits need together.
@@ -78,7 +72,7 @@ def split_rows(
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
     cuts, start = {}, 0
-    for name in SPLIT_NAMES:
+    for name in ("train", "dev", "test", "micro_dev"):
         n = getattr(sizes, name)
         cuts[name] = [rows[i] for i in order[start : start + n]]
         start += n

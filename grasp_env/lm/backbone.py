@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 from grasp_env.atomic import atomic_dir, remove_litter
 from grasp_env.data.embedded import EmbeddedConfig, build_corpus
+from grasp_env.lm.cache import cache_lock, cache_root, verify_manifest, write_manifest
 
 __all__ = [
     "BackboneError",
@@ -112,54 +112,9 @@ class TinyBackboneConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def cache_root() -> Path:
-    """Cache of built backbones and adapters: $GRASP_CACHE_DIR or ~/.cache/grasp_lora_gym."""
-    return Path(os.environ.get("GRASP_CACHE_DIR", Path.home() / ".cache" / "grasp_lora_gym"))
-
-
 def tiny_backbone_path(cfg: TinyBackboneConfig) -> Path:
     """Cache directory of the tiny backbone built from `cfg` (it may not exist yet)."""
     return cache_root() / "backbones" / f"tiny-{cfg.cache_key}"
-
-
-# --------------------------------------------------------------------------- manifest
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def write_manifest(directory: Path) -> None:
-    """Record the sha256 of every file in `directory` (MANIFEST.json, written last).
-
-    Written into the entry's temporary directory before it is swapped in (`atomic_dir`): an
-    entry in place always has its manifest, so `verify_manifest` catches later damage.
-    """
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != "MANIFEST.json")
-    manifest = {str(p.relative_to(directory)): _sha256(p) for p in files}
-    (directory / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
-
-
-def verify_manifest(directory: Path) -> str | None:
-    """None if every file matches MANIFEST.json, else what is wrong (for the message)."""
-    manifest_path = directory / "MANIFEST.json"
-    if not manifest_path.is_file():
-        return "MANIFEST.json is missing (partial write?)"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError:
-        return "MANIFEST.json is not valid JSON"
-    for name, digest in manifest.items():
-        path = directory / name
-        if not path.is_file():
-            return f"{name} is missing"
-        if _sha256(path) != digest:
-            return f"{name} does not match its recorded sha256"
-    return None
 
 
 # ------------------------------------------------------------------------------ build
@@ -305,19 +260,6 @@ def build_tiny_backbone(
     }
     (out_dir / "build_info.json").write_text(json.dumps(info, indent=2))
     return info
-
-
-def cache_lock(entry: Path) -> Any:
-    """An inter-process lock for building the cache entry `entry` (a file beside it).
-
-    Two processes that need the same missing entry (two runs started together, Ray workers)
-    build it once: the first holds the lock while it builds, the others wait and then find the
-    entry. The lock is the operating system's (flock), so a killed builder releases it.
-    """
-    from filelock import FileLock
-
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(entry.parent / f".{entry.name}.lock"))
 
 
 def ensure_tiny_backbone(cfg: TinyBackboneConfig, progress: bool = True, log: Any = print) -> Path:

@@ -175,7 +175,7 @@ def evaluate_losses(
     if dist.is_sharded(model):
         raise ValueError(
             "probe_batch='group' on a sharded backbone (--strategy fsdp); fix: use "
-            "--probe-batch single with fsdp, or --strategy ddp"
+            "--controller.probe-batch single with fsdp, or --strategy ddp"
         )
     was_training = model.training
     model.eval()  # PEFT refuses adapter_names in training mode (and probes never train)

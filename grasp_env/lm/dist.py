@@ -6,10 +6,11 @@ adds the few collective steps the run needs, all through accelerate's utilities:
 
 - every process draws the same data order and takes its own rows of each global batch, so a
   step sees `processes x batch_size` rows;
-- `average_gradients` averages the LoRA gradients across processes before the optimizer step
-  (only the active adapter's LoRA tensors train, a few MB at 8B scale, so they are reduced
-  directly instead of wrapping the model in DDP, whose buckets are fixed at wrap time and would
-  break when the active adapter changes);
+- the controller run's `average_gradients` averages the LoRA gradients across processes before
+  each optimizer step in one flat all-reduce (only the active adapter's LoRA tensors train, a
+  few MB at 8B scale; a DDP wrapper's buckets are fixed at wrap time and would break when the
+  active adapter changes); every other fine-tune runs on transformers' Trainer, which wraps the
+  model in DDP itself for the length of the fine-tune;
 - evaluation splits its rows across processes and sums loss and token counts (the token mean
   equals a single process's); decoding splits its rows and gathers the texts in order;
 - losses are averaged too, so every process takes the same decisions (commits, early stopping,
@@ -109,15 +110,33 @@ def mean(value: float, device: Any = "cpu") -> float:
     return sum_values([value], device)[0] / process_count()
 
 
+COLLECTIVES = {"all_reduce": 0}
+"""Collectives `average_gradients` issued in this process (measured in docs/BENCHMARKS.md)."""
+
+
 def average_gradients(params: dict[str, Any]) -> None:
-    """Average the gradients of `params` over all processes, in place."""
+    """Average the gradients of `params` over all processes, in place, in one collective.
+
+    The LoRA gradients are flattened into one buffer, all-reduced once and copied back (what
+    DDP's gradient buckets do, for a parameter set that changes with the active adapter, which
+    a DDP wrapper fixed at wrap time could not follow): one collective per step instead of one
+    per LoRA tensor (64 for r=8 q/v on a 32-layer model).
+    """
     if not _launched():
         return
+    import torch
     from accelerate.utils import reduce
 
-    for p in params.values():
-        if p.grad is not None:
-            p.grad.copy_(reduce(p.grad, reduction="mean"))
+    grads = [p.grad for p in params.values() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    flat = reduce(flat, reduction="mean")
+    COLLECTIVES["all_reduce"] += 1
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
 def main_first() -> Any:

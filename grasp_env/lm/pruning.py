@@ -35,7 +35,7 @@ SCOPES: tuple[str, ...] = ("per_tensor", "global")
 def lora_parameters(model: Any) -> dict[str, Any]:
     """Name -> parameter of every LoRA A/B weight of the model's active adapter (sorted).
 
-    Other adapters on the same backbone (see `grasp_env.lm.adapters.AdapterHost`) are left out.
+    Other adapters on the same backbone (see `grasp_env.lm.host.AdapterHost`) are left out.
     """
     suffix = f".{model.active_adapter}.weight"
     return {

@@ -30,10 +30,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read back (truncated, foreign or corrupted)."""
 
 
-CHECKPOINT_VERSION = 4
+CHECKPOINT_VERSION = 5
 """3: the controller process checkpoints its mask with the stash (PruneState) and the env its
-mask ratio (issue 11). 4: the process's own dropout stream instead of the global RNG, and the
-baseline agents' transition logs (round-level resume, issue 14)."""
+mask ratio. 4: the process's own dropout stream instead of the global RNG, and the baseline
+agents' transition logs (round-level resume). 5: the row stream (seed, position) instead of a
+shuffled list; the final run's state lives in Trainer checkpoints (checkpoint/final/)."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], kind: str) -> None:

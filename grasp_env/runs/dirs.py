@@ -36,11 +36,14 @@ __all__ = [
     "atomic_dir",
     "atomic_file",
     "atomic_write_text",
+    "check_figure_path",
     "check_out_dir",
     "check_run_name",
     "config_markdown",
     "hold_run_dir",
     "make_run_dir",
+    "read_config",
+    "read_json_record",
     "remove_litter",
     "resume_run_dir",
     "save_figure",
@@ -83,6 +86,11 @@ def hold_run_dir(path: Path) -> None:
 
 def check_run_name(run_name: str) -> None:
     """A run name is one plain directory name: never a path that leaves --out-dir."""
+    if len(run_name.encode()) > 255:
+        raise RunDirError(
+            f"run_name is {len(run_name.encode())} bytes long; fix: pass a --run-name of at most "
+            "255 bytes (the filesystem's limit for one name)"
+        )
     bad = (
         not run_name
         or run_name in (".", "..")
@@ -118,31 +126,101 @@ def check_out_dir(out_dir: str | Path) -> None:
             break
 
 
-def make_run_dir(out_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
-    """Create `out_dir/run_name`; an existing non-empty one is an error unless `overwrite`.
+def _content(path: Path) -> list[Path]:
+    """What a run directory holds that a run wrote (not its lock, not a killed writer's litter)."""
+    return [p for p in path.iterdir() if p.name != LOCK_NAME and not p.name.startswith(".")]
 
-    Nothing already written is ever deleted here: with `overwrite`, files are replaced one by
-    one as the new run writes them. The directory is then held (`hold_run_dir`): a second run
-    naming it while this one runs is refused.
+
+def make_run_dir(out_dir: str | Path, run_name: str, overwrite: bool = False) -> Path:
+    """Create `out_dir/run_name`; an existing one with results is an error unless `overwrite`.
+
+    A directory holding only its lock (a run that failed before writing anything) counts as
+    empty, so the corrected rerun goes ahead. Nothing already written is ever deleted here:
+    with `overwrite`, files are replaced one by one as the new run writes them. The directory
+    is then held (`hold_run_dir`): a second run naming it while this one runs is refused.
     """
     path = _checked(out_dir, run_name)
-    if path.exists() and any(path.iterdir()) and not overwrite:
+    if path.exists() and not path.is_dir():
         raise RunDirError(
-            f"run directory {str(path)!r} already exists; fix: pass --run-name with a new name, "
-            "or --overwrite to replace its files"
+            f"run directory {str(path)!r} is a file; fix: pass another --run-name, or move the file"
         )
+    if path.exists() and _content(path) and not overwrite:
+        finished = (path / "metrics.json").is_file() or (path / "benchmark.json").is_file()
+        how = (
+            "pass --run-name with a new name, or --overwrite to replace its files"
+            if finished
+            else "it is an unfinished run: pass --resume with its flags to continue it, a new "
+            "--run-name, or --overwrite to start it again"
+        )
+        raise RunDirError(f"run directory {str(path)!r} already exists; fix: {how}")
     path.mkdir(parents=True, exist_ok=True)
     hold_run_dir(path)
     remove_litter(path)
     return path
 
 
+RESUME_IGNORES = frozenset(
+    {"resume", "overwrite", "export_merged", "dry_run", "overrides", "backbone_path"}
+)
+"""config.json keys that steer one invocation, not the experiment: not compared by --resume."""
+
+
+def read_json_record(path: str | Path, what: str, needs: tuple[str, ...], fix: str) -> dict:
+    """A run's JSON file as a dict, or a ValueError naming the file, what is wrong and `fix`.
+
+    For the tools that read what a runner wrote (grid_report.py, --grid-from): a missing
+    file, one that is not UTF-8 or not JSON, one that holds no object, or one written by
+    another runner (a key in `needs` missing) each get one clear line, never a traceback.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist or is not a file; fix: {fix}")
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text; fix: {fix}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path} is not valid JSON ({err.msg}, line {err.lineno}); fix: {fix}"
+        ) from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} holds a {type(record).__name__}, not {what}; fix: {fix}")
+    missing = [k for k in needs if k not in record]
+    if missing:
+        raise ValueError(f"{path} is not {what} (it lacks {missing}); fix: {fix}")
+    return record
+
+
+def check_figure_path(out: str | Path) -> None:
+    """A figure's output path names a file whose folder can be made (before any work)."""
+    out = Path(out)
+    if out.is_dir():
+        raise RunDirError(
+            f"--out {str(out)!r} is a directory; fix: name the image file, e.g. {out / 'plot.png'}"
+        )
+    check_out_dir(out.parent)
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """A run's config.json as a dict, or a RunDirError naming the file and the fix."""
+    fix = "fix: restore it from the run's flags, or start a new run with another --run-name"
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunDirError(f"--resume: {str(path)!r} is not valid JSON ({err}); {fix}") from None
+    if not isinstance(saved, dict):
+        raise RunDirError(
+            f"--resume: {str(path)!r} holds a {type(saved).__name__}, not a run's config; {fix}"
+        )
+    return saved
+
+
 def resume_run_dir(out_dir: str | Path, run_name: str, config: dict[str, Any]) -> Path:
     """The run directory `--resume` continues; its config.json must match `config`.
 
-    `config` is this invocation's config; keys that only steer the invocation (`resume`,
-    `overwrite`) are not compared. A mismatch is an error naming every differing field: a
-    resumed run with other settings would silently mix two experiments.
+    `config` is this invocation's config; keys that only steer the invocation
+    (`RESUME_IGNORES`) are not compared. A mismatch is an error naming every differing setting:
+    a resumed run with other settings would silently mix two experiments.
     """
     path = _checked(out_dir, run_name)
     saved_path = path / "config.json"
@@ -151,13 +229,12 @@ def resume_run_dir(out_dir: str | Path, run_name: str, config: dict[str, Any]) -
             f"--resume: {str(saved_path)!r} does not exist, so there is no run to resume; fix: "
             "check --run-name/--out-dir (and --seed/--task, which name the run), or drop --resume"
         )
-    saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    new = json.loads(json.dumps(config, default=str))
-    ignore = {"resume", "overwrite", "backbone", "export_merged", "dry_run"}
+    saved = dict(_flatten(read_config(saved_path)))
+    new = dict(_flatten(json.loads(json.dumps(config, default=str))))
     diff = [
         f"{k}: saved {saved.get(k)!r}, now {new.get(k)!r}"
         for k in sorted(set(saved) | set(new))
-        if k not in ignore and saved.get(k) != new.get(k)
+        if k.split(".")[0] not in RESUME_IGNORES and saved.get(k) != new.get(k)
     ]
     if diff:
         raise RunDirError(

@@ -21,76 +21,47 @@ it runs, so a grid of 8 points loads the backbone once per worker, not once per 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FanOut", "FanOutArgs", "prepared", "run_all"]
+from grasp_env.config import FanOutConfig
+
+__all__ = ["check_fanout", "prepared", "run_all"]
 
 
-@dataclass(frozen=True)
-class FanOut:
-    """How independent runs are spread (the runners' --workers / --ray-address / --threads)."""
-
-    workers: int = 1
-    """Runs at once. 1: one after another in this process (Ray not imported)."""
-    ray_address: str | None = None
-    """An existing Ray cluster ('auto', or 'HOST:PORT'); None: a local instance."""
-    threads: int | None = None
-    """CPU threads per run (torch intra-op threads, and the CPUs each Ray task asks for);
-    None: this machine's CPUs divided by `workers` (at least 1), and in-process torch's own
-    default. Results are identical across worker counts at equal threads per run; another
-    thread count sums floats in another order, which training amplifies (default preset:
-    dev losses up to 1.3e-4 apart, one grid point's EM 8.00 against 7.67)."""
-    max_retries: int = 3
-    """Times a run whose worker died is started again."""
-
-    def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError(f"workers={self.workers}; fix: use 1 or more")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads={self.threads}; fix: use 1 or more, or leave it unset")
-
-    @property
-    def threads_per_run(self) -> int:
-        """The CPU threads each run gets."""
-        if self.threads is not None:
-            return self.threads
-        return max(1, (os.cpu_count() or 1) // self.workers)
-
-    @property
-    def in_process(self) -> bool:
-        """Whether the runs go one after another in this process."""
-        return self.workers == 1 and self.ray_address is None
+MAX_RETRIES = 3
+"""Times a run whose worker died is started again."""
 
 
-@dataclass(frozen=True)
-class FanOutArgs:
-    """The runners' flags for spreading independent runs (grid_search.py, benchmark.py)."""
+def check_fanout(fan: FanOutConfig) -> None:
+    """A spread that cannot start fails before any work: Ray missing, a cluster unreachable."""
+    if fan.in_process:
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise ValueError(
+            f"--workers {fan.workers} needs Ray, which is not installed; fix: "
+            "pip install -e '.[ray]', or use --workers 1"
+        ) from None
+    address = fan.ray_address
+    if address is None or address == "auto":
+        return
+    import socket
 
-    workers: int = 1
-    """Runs at once: 1 = one after another in this process (Ray not imported); N > 1 = N Ray
-    tasks at a time on a local Ray instance (`pip install -e '.[ray]'`)."""
-    ray_address: str | None = None
-    """Run on an existing Ray cluster ('auto' or HOST:PORT) instead (README "Run on a
-    cluster")."""
-    threads: int | None = None
-    """CPU threads per run (default: this machine's CPUs / --workers with Ray, torch's own
-    in-process). Equal threads give identical numbers for any --workers."""
-
-    def fanout(self) -> FanOut:
-        """How the runs are spread; a bad --workers/--threads or a missing Ray is an error."""
-        fan = FanOut(self.workers, self.ray_address, self.threads)
-        if not fan.in_process:
-            try:
-                import ray  # noqa: F401
-            except ImportError:
-                raise ValueError(
-                    f"--workers {self.workers} needs Ray, which is not installed; fix: "
-                    "pip install -e '.[ray]', or use --workers 1"
-                ) from None
-        return fan
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(
+            f"--ray-address {address!r} is not HOST:PORT; fix: give the head node's address as "
+            "ray start --head printed it (e.g. 10.0.0.1:6379), or 'auto'"
+        )
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as err:
+        raise ValueError(
+            f"--ray-address {address!r} is unreachable ({err.strerror or err}); fix: start the "
+            "cluster (ray start --head) or correct the address"
+        ) from None
 
 
 _PREPARED: dict[str, Any] = {}
@@ -111,7 +82,7 @@ def _in_worker(fn: Callable[[Any], Any], item: Any, threads: int) -> Any:
     return fn(item)
 
 
-def run_all(fn: Callable[[Any], Any], items: Sequence[Any], fanout: FanOut) -> list[Any]:
+def run_all(fn: Callable[[Any], Any], items: Sequence[Any], fanout: FanOutConfig) -> list[Any]:
     """[fn(item) for item in items], in order, spread as `fanout` says.
 
     `fn` must be importable by name (a module-level function) and `items` picklable when
@@ -137,7 +108,7 @@ def run_all(fn: Callable[[Any], Any], items: Sequence[Any], fanout: FanOut) -> l
                 configure_logging=False,
             )
     gpus = 1 if _has_cuda() else 0
-    task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=fanout.max_retries)(_in_worker)
+    task = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=MAX_RETRIES)(_in_worker)
     return ray.get([task.remote(fn, item, threads) for item in items])
 
 

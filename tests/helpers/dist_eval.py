@@ -13,21 +13,21 @@ import sys
 
 from safetensors.torch import load_file
 
+from grasp_env.config import ExperimentConfig
 from grasp_env.lm import dist
 from grasp_env.lm.batches import EncodedSplit, evaluate_loss, generate
-from grasp_env.lm.pipeline import PipelineConfig, prepare, start_model
-from grasp_env.lm.presets import get_preset
+from grasp_env.lm.pipeline import prepare, start_model
 
 strategy = sys.argv[2]
-cfg = PipelineConfig(strategy=strategy)
-prep = prepare(get_preset("tiny"), cfg, progress=False, log=lambda _: None)
+cfg = ExperimentConfig.from_preset("tiny", **{"backbone.strategy": strategy})
+prep = prepare(cfg, progress=False, log=lambda _: None)
 prep.merged_state = load_file(sys.argv[1])
 model = start_model(prep, "merged")
 dev = prep.encoded["dev"]
 odd = EncodedSplit(dev.rows[:9], dev.encodings[:9], dev.task, dev.lang)
 loss = evaluate_loss(model, odd, prep.pad_id, batch_size=2)
 rows = prep.splits.test[:9]
-preds = generate(model, prep.tokenizer, rows, "qa", "ar", prep.preset.max_length, 6, batch_size=2)
+preds = generate(model, prep.tokenizer, rows, "qa", "ar", prep.cfg.data.max_length, 6, batch_size=2)
 # the share of the backbone's weights this process holds at rest (1.0 whole, 0.5 sharded over
 # two); modules kept gathered after their forward (the head) are resharded first
 if dist.is_sharded(model):

@@ -25,12 +25,12 @@ def _lora_model(backbone: str, version: int):
     """A LoRA model on the tiny backbone whose weights depend on `version`."""
     import torch
 
-    from grasp_env.lm.adapters import LoraTrainConfig, attach_lora
     from grasp_env.lm.backbone import load_backbone
+    from grasp_env.lm.host import LoraShape, attach_lora
     from grasp_env.lm.pruning import lora_parameters
 
     base, tok = load_backbone(backbone)
-    model = attach_lora(base, LoraTrainConfig(r=2, target_modules=("q_proj",)), 0)
+    model = attach_lora(base, LoraShape(2, 8, 0.0, ("q_proj",)), 0)
     g = torch.Generator().manual_seed(version)
     with torch.no_grad():
         for p in lora_parameters(model).values():
@@ -72,15 +72,15 @@ def _prepare(kind: str, target: Path, version: int, backbone: str | None):
 
         return write_dir, target
     if kind in ("adapter", "merged"):
-        from grasp_env.lm.adapters import export_merged, save_adapter
+        from grasp_env.lm.export import export_merged, save_adapter
 
         model, tok = _lora_model(backbone, version)
         if kind == "adapter":
             return lambda: save_adapter(model, target), target
         return lambda: export_merged(model, target, tok), target
     if kind == "cached":
-        from grasp_env.lm.adapters import adapter_key, cached_adapter
         from grasp_env.lm.backbone import cache_root
+        from grasp_env.lm.cache import adapter_key, cached_adapter
 
         model, _ = _lora_model(backbone, version)
         parts = {"name": target.name, "v": 1}

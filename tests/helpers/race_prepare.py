@@ -10,8 +10,8 @@ import os
 import sys
 
 import grasp_env.lm.pipeline as pipeline
-from grasp_env.lm.pipeline import PipelineConfig, prepare
-from grasp_env.lm.presets import get_preset
+from grasp_env.config import ExperimentConfig
+from grasp_env.lm.pipeline import prepare
 
 _train = pipeline._train_adapter
 
@@ -23,6 +23,6 @@ def _recorded(*args, **kwargs):
 
 
 pipeline._train_adapter = _recorded
-prep = prepare(get_preset("tiny"), PipelineConfig(), progress=False, log=print)
+prep = prepare(ExperimentConfig.from_preset("tiny"), progress=False, log=print)
 digest = {k: float(v.double().sum()) for k, v in sorted(prep.merged_state.items())}
 print(json.dumps({"merged": digest}))

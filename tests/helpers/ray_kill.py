@@ -10,7 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from grasp_env.runs.fanout import FanOut, run_all
+from grasp_env.config import FanOutConfig
+from grasp_env.runs.fanout import run_all
 
 MARKS = Path(sys.argv[1])
 
@@ -24,4 +25,4 @@ def die_once(item: int) -> int:
 
 
 if __name__ == "__main__":
-    print("RESULT", json.dumps(run_all(die_once, [1, 2, 3], FanOut(workers=2, threads=1))))
+    print("RESULT", json.dumps(run_all(die_once, [1, 2, 3], FanOutConfig(workers=2, threads=1))))

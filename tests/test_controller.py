@@ -1,0 +1,164 @@
+"""The Thompson-sampling controller (agents.bayes) and its p* rule (pstar.fit_spline_recent)."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from agents.bayes import ThompsonConfig, ThompsonController, golden_points, plan_round
+from grasp_env.pstar import (
+    Probes,
+    fit_quadratic,
+    fit_spline,
+    fit_spline_recent,
+    probes_of,
+    shape_kernel,
+    spline_posterior,
+)
+from grasp_env.surrogate import Instance, Noise, make_env
+
+# ---------------------------------------------------------------- pure maths
+
+
+def test_golden_points_follow_the_golden_ratio_sequence():
+    # frac(k * 0.618...) = 0, 0.618, 0.236, 0.854 mapped onto [0, 1]
+    assert golden_points(0.0, 0, 4, 0.0, 1.0) == pytest.approx([0.0, 0.618034, 0.236068, 0.854102])
+    # onto [0.1, 0.8], starting later in the sequence, with an offset
+    assert golden_points(0.5, 1, 1, 0.1, 0.8) == pytest.approx([0.1 + 0.7 * 0.118034])
+    # any 10 consecutive points leave no gap wider than 0.2 of the range
+    pts = np.sort(golden_points(0.3, 7, 10, 0.0, 1.0) + [0.0, 1.0])
+    assert np.diff(pts).max() < 0.2
+
+
+def test_plan_round_keeps_candidates_apart_and_inside_the_range():
+    assert plan_round([0.5, 0.5], [0.5], 0.01, 0.1, 0.8) == pytest.approx([0.5, 0.51, 0.52])
+    assert plan_round([0.8, 0.8], [], 0.01, 0.1, 0.8) == pytest.approx([0.8, 0.79])
+    assert plan_round([0.95, -1.0], [0.3], 0.01, 0.1, 0.8) == pytest.approx([0.8, 0.1, 0.3])
+
+
+def test_shape_kernel_is_a_smooth_covariance():
+    x = np.linspace(0, 1, 9)
+    k = shape_kernel(x)
+    assert np.diag(k) == pytest.approx(1 + 1 / 4 + 1 / 9 + 1 / 16)
+    assert np.allclose(k, k.T) and np.linalg.eigvalsh(k).min() > -1e-10
+    assert k[0, 1] > k[0, 4]  # nearby ratios change together
+
+
+def _rounds(f_of_round, ratio_sets, offsets):
+    """Per round t: (baseline ratio 0.4, L0, candidates, losses) of curve f_of_round(t)."""
+    out = []
+    for t, (ratios, c) in enumerate(zip(ratio_sets, offsets, strict=True)):
+        f = f_of_round(t)
+        out.append((0.4, c + f(0.4), list(ratios), [c + f(r) for r in ratios]))
+    return out
+
+
+def _spread(n_rounds, seed=0):
+    rng = np.random.default_rng(seed)
+    return [tuple(rng.uniform(0.1, 0.8, 3)) for _ in range(n_rounds)]
+
+
+def test_the_recent_rule_recovers_a_static_parabola_despite_round_offsets():
+    rounds = _rounds(lambda t: lambda r: (r - 0.47) ** 2, _spread(12), np.linspace(2, 1, 12))
+    fit = fit_spline_recent(probes_of(rounds), 0.1, 0.8)
+    assert fit.ratio == pytest.approx(0.47, abs=0.01)
+
+
+def test_the_recent_rule_tracks_an_optimum_that_moves_while_the_spline_averages_it():
+    # the optimum moves linearly from 0.30 (round 0) to 0.60 (round 14); no noise
+    def curve(t):
+        o = 0.30 + 0.30 * t / 14
+        return lambda r: (r - o) ** 2
+
+    rounds = _rounds(curve, _spread(15, seed=1), np.linspace(2, 1, 15))
+    probes = probes_of(rounds)
+    assert fit_spline_recent(probes, 0.1, 0.8).ratio == pytest.approx(0.60, abs=0.02)
+    assert abs(fit_spline(probes, 0.1, 0.8).ratio - 0.60) > 0.08  # the run's average
+
+
+def test_thompson_draws_concentrate_where_the_posterior_is_sure():
+    rng = np.random.default_rng(0)
+    rounds = _rounds(lambda t: lambda r: (r - 0.35) ** 2, _spread(10), np.linspace(2, 1, 10))
+    rounds = [
+        (p, l0 + rng.normal(0, 1e-3), rs, [v + rng.normal(0, 1e-3) for v in ls])
+        for p, l0, rs, ls in rounds
+    ]
+    post = spline_posterior(probes_of(rounds), 0.1, 0.8)
+    draws = post.sample_argmins(np.random.default_rng(1), 200)
+    assert np.all((draws >= 0.1) & (draws <= 0.8))
+    assert abs(np.median(draws) - 0.35) < 0.02 and np.quantile(np.abs(draws - 0.35), 0.9) < 0.06
+
+
+def test_too_few_ratios_give_no_posterior():
+    probes = Probes(np.array([0, 0, 0]), np.array([0.2, 0.4, 0.6]), np.array([1.0, 0.9, 1.1]))
+    assert spline_posterior(probes, 0.1, 0.8) is None
+    assert fit_spline_recent(probes, 0.1, 0.8).ratio == fit_quadratic(probes, 0.1, 0.8).ratio
+
+
+# ---------------------------------------------------------------- episodes
+
+_INST = Instance(
+    "moving",
+    (("base", "cliff"), ("o_start", 0.6), ("o_end", 0.35), ("schedule", "linear")),
+    Noise(noise=0.03, jitter=0.03),
+    seed=11,
+)
+
+
+def _run(seed=3, rounds=6, callback=None):
+    env = make_env(_INST, rounds)
+    agent = ThompsonController(env, seed=seed)
+    agent.learn(seed=seed, callback=callback)
+    return env, agent
+
+
+def test_an_episode_stays_inside_the_range_and_is_deterministic_for_its_seed():
+    env, agent = _run()
+    probed = [r for h in env.unwrapped.history for r in h["candidates"]]
+    assert len(env.unwrapped.history) == 6 and len(probed) == 18
+    assert all(0.1 - 1e-6 <= r <= 0.8 + 1e-6 for r in probed)
+    assert agent.result.rounds == 6 and agent.result.termination == "budget spent"
+    env2, agent2 = _run()
+    assert [h["candidates"] for h in env2.unwrapped.history] == [
+        h["candidates"] for h in env.unwrapped.history
+    ]
+    assert agent2.result == agent.result and agent2.estimate() == agent.estimate()
+    env3, _ = _run(seed=4)
+    assert [h["candidates"] for h in env3.unwrapped.history] != [
+        h["candidates"] for h in env.unwrapped.history
+    ]
+
+
+def test_a_round_checkpoint_resumes_to_the_same_result():
+    full_env, full = _run()
+    saved = {}
+
+    def checkpoint(record):
+        if record["round"] == 3 and not saved:  # after the third round closed
+            saved["env"] = copy.deepcopy(full_env2.unwrapped.state_dict())
+            saved["agent"] = json.loads(json.dumps(agent2.state_dict()))  # plain data
+
+    full_env2 = make_env(_INST, 6)
+    agent2 = ThompsonController(full_env2, seed=3)
+    agent2.learn(seed=3, callback=checkpoint)
+    assert saved
+    env = make_env(_INST, 6)
+    env.unwrapped.load_state_dict(saved["env"])
+    resumed = ThompsonController(env, seed=3)
+    resumed.load_state_dict(saved["agent"])
+    resumed.learn(seed=3, resume=True)
+    assert [h["candidates"] for h in env.unwrapped.history] == [
+        h["candidates"] for h in full_env.unwrapped.history
+    ]
+    assert resumed.result == full.result
+    assert resumed.estimate() == full.estimate()
+
+
+def test_save_and_load_keep_the_estimate(tmp_path):
+    env, agent = _run(rounds=4)
+    agent.save(tmp_path / "agent.json")
+    loaded = ThompsonController.load(tmp_path / "agent.json", make_env(_INST, 4))
+    assert loaded.config == agent.config and loaded.estimate() == agent.estimate()
+    action, _ = loaded.predict(None, deterministic=True)
+    assert action.shape == (1,) and -1.0 <= float(action[0]) <= 1.0
