@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Literal
 
 from agents import AGENT_NAMES, check_probe_batch, make_agent
-from grasp_env.config import ExperimentConfig, FanOutConfig
+from grasp_env.config import METHODS, ExperimentConfig, FanOutConfig, with_values
 from grasp_env.env import GraspLoRAEnv
 from grasp_env.lm.baselines import BASELINES, run_baseline
 from grasp_env.lm.pipeline import check_experiment, final_run, prepare
@@ -62,6 +62,10 @@ class Args(RunDirArgs, FanOutConfig, ExperimentConfig):
 
     agents: tuple[AgentName, ...] = ("grpo",)
     """Agents to compare with the grid (any registry name)."""
+    paper_agents: tuple[AgentName, ...] = ()
+    """Agents that also run under --method paper beside the grid of this run's method (the
+    paper's controller settings, p* rule, committed mask and final-run allocator); reported
+    as '<agent> (paper)'."""
     baselines: tuple[BaselineName, ...] = ()
     """The paper's baselines on the same prepared adapters (grasp_env.lm.baselines):
     zero_shot, source_only, target_only, merged_no_prune, ties, dare_linear, dare_ties,
@@ -123,16 +127,24 @@ class Task:
     """A baseline of grasp_env.lm.baselines (its ratios: `ratios`)."""
     ratios: tuple[float, ...] = ()
     """The grid's ratios (a PEFT merge baseline chooses its density over them)."""
+    as_method: str | None = None
+    """Run the agent under this method's values (--paper-agents) instead of the run's."""
 
     @property
     def method(self) -> str:
         """The benchmark.json method this task's result belongs to."""
+        if self.agent and self.as_method:
+            return f"{self.agent} ({self.as_method})"
         return self.agent or self.baseline or "grid"
 
 
 def _run_task(task: Task) -> dict:
     """Run `task` (in this process or a Ray worker) on its seed's preparation (cached)."""
     prep = prepared_for(task.spec)
+    if task.as_method is not None:
+        # the preparation (backbone, adapters, splits) does not depend on the method's values
+        cfg = with_values(prep.cfg, {"method": task.as_method, **METHODS[task.as_method]})
+        prep = replace(prep, cfg=cfg)
     if task.baseline is not None:
         return {**run_baseline(prep, task.baseline, task.ratios), "peak_rss_mb": _peak_rss_mb()}
     if task.agent is None:
@@ -330,8 +342,13 @@ def main(args: Args, defaults: Args) -> int:
         )
     if not args.ratios or not all(0.0 <= r <= 1.0 for r in args.ratios):
         raise ValueError(f"--ratios {list(args.ratios)}; fix: give ratios in [0, 1]")
-    check_used(args, defaults, tuple(args.agents))
+    check_used(args, defaults, tuple(args.agents) + tuple(args.paper_agents))
     check_probe_batch(args.agents, args.controller.probe_batch)
+    if args.paper_agents and args.method == "paper":
+        raise ValueError(
+            "--paper-agents with --method paper: every agent already runs the paper's method; "
+            "fix: list them in --agents"
+        )
     args.check_run_dir()
     check_experiment(experiment_of(args))
     check_fanout(args)
@@ -402,6 +419,7 @@ def _run_seeds(
             _check_prepared(args, seed, prints[-1], earlier_prints[i])
         tasks = [] if earlier_grid else [Task(RunSpec(cfg, r)) for r in args.ratios]
         tasks += [Task(RunSpec(cfg, 0.0), a) for a in args.agents]
+        tasks += [Task(RunSpec(cfg, 0.0), a, as_method="paper") for a in args.paper_agents]
         tasks += [Task(RunSpec(cfg, 0.0), None, b, args.ratios) for b in args.baselines]
         if args.in_process:
             keep_prepared(tasks[0].spec, prep)

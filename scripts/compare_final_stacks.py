@@ -1,6 +1,7 @@
 """The final run on transformers' Trainer against the package's former loop, paired.
 
     .venv/bin/python scripts/compare_final_stacks.py                 # 4 pairs x 3 seeds x 8 ratios
+    .venv/bin/python scripts/compare_final_stacks.py --trainer-from docs/results/live
     .venv/bin/python scripts/compare_final_stacks.py --pairs qa-ar --seeds 42 --ratios 0.4
 
 Until the config-tree change, final runs and grid points trained on the package's own loop
@@ -11,7 +12,11 @@ Trainer against it on the same prepared adapters: for every pair, seed and grid 
 stacks fine-tune the same merge pruned at the ratio, alternating which goes first, and both
 are scored by the same code (test NLL, greedy decoding, metrics). Reported: the grid's
 dev-selected test metric per stack and its paired difference, the per-point paired
-difference, and the training seconds of each stack (paired ratio). Run it alone.
+difference, and the training seconds of each stack (paired ratio). With `--trainer-from`, the
+Trainer's side is read from the grids of live benchmarks (<dir>/<pair>/benchmark.json, the
+same code path), after checking each seed's prepared state against the benchmark's
+fingerprint, and only the former loop runs here; its seconds are then not paired in time (the
+paired timing is scripts/final_stack_once.py under farm-bench). Run it alone.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ class Args(ExperimentConfig):
     """Grid ratios."""
     out: Path = Path("docs/results/final-stacks.json")
     """Where the per-point records go (a .md table beside it)."""
+    trainer_from: Path | None = None
+    """Read the Trainer's points from <dir>/<pair>/benchmark.json instead of running them."""
 
 
 # ------------------------------------------------------------- the former loop, verbatim in kind
@@ -164,10 +171,15 @@ def main(args: Args) -> None:
         task, target = PAIRS[pair]
         tree = ExperimentConfig.from_preset(base.preset, base.method, task)
         tree = replace(tree, data=replace(tree.data, target=target))
+        earlier = _trainer_points(args.trainer_from, pair) if args.trainer_from else None
         for seed in args.seeds:
             prep = prepare(replace(tree, seed=seed), progress=False, log=lambda _: None)
+            if earlier is not None:
+                records += _reuse(earlier, seed, prep, pair, args.ratios)
             for i, ratio in enumerate(args.ratios):
                 order = ("trainer", "loop") if (i + seed) % 2 == 0 else ("loop", "trainer")
+                if earlier is not None:
+                    order = ("loop",)
                 for stack in order:
                     rec = {"pair": pair, "seed": seed, **_point(prep, ratio, stack)}
                     records.append(rec)
@@ -179,6 +191,33 @@ def main(args: Args) -> None:
     table = report(records)
     atomic_write_text(args.out.with_suffix(".md"), table)
     print(table)
+
+
+def _trainer_points(root: Path, pair: str) -> dict:
+    """The grid of a live benchmark: its seeds, fingerprints and points."""
+    bench = json.loads((root / pair / "benchmark.json").read_text())
+    seeds = bench["config"]["seeds"]
+    grid = bench["methods"]["grid"]["per_seed"]
+    return {seed: (bench["fingerprints"][i], grid[i]["points"]) for i, seed in enumerate(seeds)}
+
+
+def _reuse(earlier: dict, seed: int, prep: Any, pair: str, ratios: tuple) -> list[dict]:
+    """The Trainer's records of `seed` from a benchmark, after checking the prepared state."""
+    fingerprint, points = earlier[seed]
+    if fingerprint != prep.fingerprint():
+        raise ValueError(
+            f"{pair} seed {seed}: the benchmark's prepared state ({fingerprint}) is not this "
+            f"one ({prep.fingerprint()}); fix: run both in the same install and cache"
+        )
+    out = []
+    for p in points:
+        if p["ratio"] in ratios:
+            out.append(
+                {"pair": pair, "seed": seed, "stack": "trainer", "ratio": p["ratio"],
+                 "dev_loss": p["dev_loss"], "test": p["test"], "test_loss": p["test_loss"],
+                 "train_s": p["train_s"]}
+            )  # fmt: skip
+    return out
 
 
 def report(records: list[dict]) -> str:

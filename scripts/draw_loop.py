@@ -1,6 +1,6 @@
 """Draw the README's picture of the loop: docs/img/loop.png.
 
-    .venv/bin/python scripts/draw_loop.py
+.venv/bin/python scripts/draw_loop.py
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ BOXES = {
     "data": (0.02, 0.78, "target data (50 rows)\n+ English source data"),
     "adapters": (0.02, 0.52, "source LoRA + target LoRA\n(PEFT, transformers' Trainer)"),
     "merge": (0.02, 0.26, "merged adapter\n(B_s + B_t)(A_s + A_t)"),
-    "env": (0.36, 0.52, "GraspLoRA-v1 env\ntrain K steps, probe a ratio\non 16 micro-dev rows,\ncommit the best"),
+    "env": (
+        0.36,
+        0.52,
+        "GraspLoRA-v1 env\ntrain K steps, probe a ratio\non 16 micro-dev rows,\ncommit the best",
+    ),
     "agent": (0.36, 0.10, "agent: GRPO / SB3 /\nrandom / Optuna / surrogate-trained"),
     "pstar": (0.70, 0.52, "p* from every probe\n(spline rule)"),
     "final": (0.70, 0.26, "final run: the merge pruned\nat p* (Trainer + mask callback)"),
@@ -59,9 +63,7 @@ def main() -> None:
         if {a, b} == {"env", "agent"}:  # two arrows side by side between the same boxes
             dx = 0.04 if a == "agent" else -0.04
             start, end = (start[0] + dx, start[1]), (end[0] + dx, end[1])
-        ax.add_patch(
-            FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, color="0.25")
-        )
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, color="0.25"))
         if label:
             x = (start[0] + end[0]) / 2 + (0.015 if a == "agent" else -0.015)
             ax.text(x, (start[1] + end[1]) / 2, label, fontsize=8.5, va="center",

@@ -81,7 +81,10 @@ def test_spline_searches_only_where_the_run_probed_densely():
 
 
 def test_env_learns_a_known_optimum_with_the_default_rule():
-    env = GraspLoRAEnv(process=SyntheticProcess(0.62), controller=ControllerConfig(train_steps=200, update_interval=10))
+    env = GraspLoRAEnv(
+        process=SyntheticProcess(0.62),
+        controller=ControllerConfig(train_steps=200, update_interval=10),
+    )
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     done = False
@@ -112,7 +115,9 @@ def test_divergence_terminates_with_the_reason():
             out = super().train(k)
             return out[:-1] + [float("nan")] if self.steps_done > 20 else out
 
-    env = GraspLoRAEnv(process=Diverging(0.5), controller=ControllerConfig(train_steps=100, update_interval=10))
+    env = GraspLoRAEnv(
+        process=Diverging(0.5), controller=ControllerConfig(train_steps=100, update_interval=10)
+    )
     env.reset(seed=0)
     steps, terminated, info = 0, False, {}
     while not terminated:
@@ -128,7 +133,9 @@ def test_a_process_that_takes_no_step_ends_the_episode():
         def train(self, k):
             return []  # never advances steps_done
 
-    env = GraspLoRAEnv(process=Stalled(0.5), controller=ControllerConfig(train_steps=100, update_interval=10))
+    env = GraspLoRAEnv(
+        process=Stalled(0.5), controller=ControllerConfig(train_steps=100, update_interval=10)
+    )
     _, info = env.reset(seed=0)
     assert info["termination"].startswith("stalled")
     with pytest.raises(RuntimeError, match="after the episode ended"):

@@ -1,0 +1,164 @@
+"""Write docs/RESULTS.md, the page of current numbers, from the result files.
+
+    .venv/bin/python scripts/results_page.py
+
+Reads the live benchmarks (docs/results/live/<pair>/benchmark.json, written by
+scripts/live_benchmarks.sh) and the surrogate agent table (docs/results/agent_table.json,
+written by runners/agent_table.py), and writes docs/RESULTS.md and
+docs/img/results-quality-cost.png. Every number on the page comes from those files; the
+commands that made them are on the page.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIVE = ROOT / "docs" / "results" / "live"
+PAIRS = ("qa-ar", "qa-zh", "summarization-ar", "summarization-zh")
+ORDER = (
+    "grid",
+    "grid-best-test",
+    "grpo",
+    "grpo (paper)",
+    "thompson",
+    "random",
+    "zero_shot",
+    "source_only",
+    "target_only",
+    "merged_no_prune",
+    "ties",
+    "dare_linear",
+    "dare_ties",
+    "magnitude_prune",
+    "lorahub",
+)
+LABELS = {
+    "grid": "8-point grid, dev-selected",
+    "grid-best-test": "grid point with the best mean test score (oracle)",
+    "grpo": "GRASP, default method (GRPO controller)",
+    "grpo (paper)": "GRASP, `--method paper`",
+    "thompson": "GRASP, Thompson controller",
+    "random": "GRASP loop, random proposals",
+    "zero_shot": "zero-shot (no adapter)",
+    "source_only": "source adapter only",
+    "target_only": "target-only LoRA",
+    "merged_no_prune": "merge without pruning",
+    "ties": "TIES merge (PEFT)",
+    "dare_linear": "DARE linear (PEFT)",
+    "dare_ties": "DARE TIES (PEFT)",
+    "magnitude_prune": "magnitude-prune merge (PEFT)",
+    "lorahub": "LoRAHub",
+}
+
+
+def _ms(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def _phases(method: str, run: dict) -> tuple[float, float, float]:
+    """(training, search/probing, decoding) seconds of one seed's run of `method`."""
+    if method in ("grid", "grid-best-test"):
+        points = run["points"]
+        chosen = min(points, key=lambda p: p["dev_loss"])
+        return sum(p["train_s"] for p in points), 0.0, chosen["eval_s"]
+    if "controller_s" in run:
+        return run["final_train_s"], run["controller_s"], run["final_eval_s"]
+    return run.get("train_s", 0.0), run.get("search_s", 0.0), run.get("eval_s", 0.0)
+
+
+def pair_table(pair: str, bench: dict) -> tuple[list[str], list[dict]]:
+    """The markdown rows of one pair and the points of the plot."""
+    methods = bench["methods"]
+    metric = "em" if pair.startswith("qa") else "rouge_l"
+    grid = [run["test"][metric] for run in methods["grid"]["per_seed"]]
+    lines = [
+        f"### {pair.replace('-', ' en->')} ({metric}, {len(grid)} seeds)",
+        "",
+        f"| method | ratio per seed | test {metric} | paired diff to the grid's choice | "
+        "vs grid | training s | search / probing s | decoding s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    points = []
+    for method in [m for m in ORDER if m in methods] + [m for m in methods if m not in ORDER]:
+        runs = methods[method]["per_seed"]
+        scores = [run["test"][metric] for run in runs]
+        diffs = [s - g for s, g in zip(scores, grid, strict=True)]
+        if method == "grid":
+            verdict, shown = "", ""
+        else:
+            mean = statistics.mean(diffs)
+            sd = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+            verdict = "better" if mean > sd else "worse" if mean < -sd else "tied"
+            shown = f"{mean:+.2f} ± {sd:.2f}"
+        phases = [_phases(method, run) for run in runs]
+        train, search, decode = (statistics.mean(p[i] for p in phases) for i in range(3))
+        ratios = ", ".join(
+            "-" if run.get("ratio") is None else f"{run['ratio']:.2f}" for run in runs
+        )
+        lines.append(
+            f"| {LABELS.get(method, method)} | {ratios} | {_ms(scores)} | {shown} | {verdict} | "
+            f"{train:.1f} | {search:.1f} | {decode:.1f} |"
+        )
+        points.append(
+            {
+                "method": method,
+                "quality": statistics.mean(scores),
+                "seconds": train + search + decode,
+            }
+        )
+    return lines, points
+
+
+def plot(per_pair: dict[str, list[dict]], out: Path) -> None:
+    """Quality against cost, one panel per pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(per_pair), figsize=(4.6 * len(per_pair), 4), squeeze=False)
+    for ax, (pair, points) in zip(axes[0], per_pair.items(), strict=True):
+        for k, p in enumerate(points):
+            marker = "*" if p["method"].startswith(("grpo", "thompson")) else "o"
+            ax.scatter(p["seconds"], p["quality"], marker=marker, s=60, color=f"C{k % 10}")
+            ax.annotate(p["method"], (p["seconds"], p["quality"]), fontsize=6)
+        ax.set(xscale="log", xlabel="seconds per seed (training + search + decoding)")
+        ax.set(ylabel="EM" if pair.startswith("qa") else "ROUGE-L", title=pair)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main() -> int:
+    """Write docs/RESULTS.md and its plot."""
+    sections, per_pair = [], {}
+    for pair in PAIRS:
+        path = LIVE / pair / "benchmark.json"
+        if not path.is_file():
+            sections += [f"### {pair}", "", f"Not measured yet (`{path.relative_to(ROOT)}`).", ""]
+            continue
+        lines, points = pair_table(pair, json.loads(path.read_text()))
+        sections += lines + [""]
+        per_pair[pair] = points
+    if per_pair:
+        plot(per_pair, ROOT / "docs" / "img" / "results-quality-cost.png")
+    table = ROOT / "docs" / "results" / "agent_table.md"
+    head = (ROOT / "docs" / "results" / "RESULTS_HEAD.md").read_text()
+    text = head.replace("{{LIVE}}", "\n".join(sections))
+    if table.is_file():
+        summary = table.read_text().split("\n## ", 2)
+        rest = "\n## " + summary[1] if len(summary) > 1 else ""
+        text = text.replace("{{SURROGATE}}", summary[0] + rest)
+    (ROOT / "docs" / "RESULTS.md").write_text(text)
+    print("-> docs/RESULTS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

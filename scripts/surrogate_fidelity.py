@@ -1,0 +1,200 @@
+"""Fidelity of the surrogate's `real` family against held-out real probes (docs/SURROGATE.md).
+
+    .venv/bin/python scripts/surrogate_fidelity.py                # seconds; needs the probe data
+    .venv/bin/python scripts/surrogate_fidelity.py --json docs/results/surrogate_fidelity.json
+
+The surrogate replays the probe curves of recorded runs (grasp_env/data/probe_curves.json,
+scripts/probe_curves.py). Its train and test instances replay seeds 42 and 1337 only; seed
+9001 of every pair is held out. For each pair, each surrogate run T (seed 42, 1337) and each
+round of the held-out run H (seed 9001), at H's share of training:
+
+- rank: Spearman correlation over the grid ratios in [p_min, p_max] between the surrogate's
+  expected curve (T's micro-dev curve at that share) and H's measured micro-dev curve;
+- argmin: |argmin of the surrogate's curve - argmin of H's curve| on [p_min, p_max];
+- end: the same two between T's end curve (its last round's dev curve, what the surrogate
+  scores regret on) and H's last-round dev curve (the truth H's final run meets).
+
+Reference rows put the numbers in scale: `H micro vs H dev` (how well H's own 16-row curve
+ranks its 50-row curve at the same state: the measurement's ceiling) and `T vs T'` (the two
+surrogate seeds against each other). Noise ratio: the surrogate's modelled measurement noise
+(fresh noise, micro-dev bias and round jitter of its replay modes, as std in units of the end
+curve's range) over the same quantity measured on H: the std of H's micro-dev minus dev curve
+on the rounds that have both (bias plus noise) and the round-to-round jitter near the minimum.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tyro
+
+P_MIN, P_MAX = 0.1, 0.8
+PAIRS = (("qa", "ar"), ("qa", "zh"), ("summarization", "ar"), ("summarization", "zh"))
+
+
+@dataclass(frozen=True)
+class Args:
+    """Score the surrogate's replayed curves against the held-out seed's real probes."""
+
+    data: Path = Path("grasp_env/data/probe_curves.json")
+    """The probe data (scripts/probe_curves.py)."""
+    surrogate_seeds: tuple[int, ...] = (42, 1337)
+    """Seeds the surrogate's instances replay."""
+    held_out: int = 9001
+    """The seed no instance replays."""
+    json: Path | None = None
+    """Also write the figures as JSON here."""
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    value = spearmanr(a, b).statistic
+    return float(value) if not math.isnan(value) else 0.0
+
+
+def _run(bundle: dict, task: str, target: str, seed: int) -> dict:
+    for run in bundle["runs"]:
+        if (run["task"], run["target"], run["seed"]) == (task, target, seed):
+            return run
+    raise SystemExit(
+        f"no probe run for {task} en->{target} seed {seed} in the data; fix: "
+        f"scripts/probe_curves.py --pairs {task}-{target} --seeds {seed}"
+    )
+
+
+def _at(run: dict, share: float, key: str = "grid_losses") -> np.ndarray:
+    """`run`'s curve of the round nearest `share` of its training (rounds that have `key`)."""
+    rounds = [r for r in run["rounds"] if r.get(key) is not None]
+    last = max(r["step"] for r in run["rounds"])
+    best = min(rounds, key=lambda r: abs(r["step"] / last - share))
+    return np.asarray(best[key], float)
+
+
+def _compare(a: np.ndarray, b: np.ndarray, grid: np.ndarray) -> tuple[float, float]:
+    inside = (grid >= P_MIN - 1e-9) & (grid <= P_MAX + 1e-9)
+    g = grid[inside]
+    return _spearman(a[inside], b[inside]), abs(
+        float(g[np.argmin(a[inside])]) - float(g[np.argmin(b[inside])])
+    )
+
+
+def _noise_measured(run: dict, grid: np.ndarray) -> tuple[float, float]:
+    """(std of micro - dev, round jitter near the minimum) in units of the end dev range."""
+    inside = (grid >= P_MIN - 1e-9) & (grid <= P_MAX + 1e-9)
+    end = np.asarray(run["rounds"][-1]["dev_grid_losses"], float)[inside]
+    span = float(np.ptp(end))
+    diffs = []
+    for r in run["rounds"]:
+        if r.get("dev_grid_losses") is None:
+            continue
+        d = np.asarray(r["grid_losses"], float)[inside] - np.asarray(r["dev_grid_losses"])[inside]
+        diffs.append(d - d.mean())  # a level offset is no error for a ratio choice
+    micro = np.array([np.asarray(r["grid_losses"], float)[inside] for r in run["rounds"]])
+    centred = micro - micro.mean(axis=1, keepdims=True)
+    shape = centred.mean(axis=0)
+    low = shape - shape.min() <= 0.25 * np.ptp(shape)
+    jitter = float((centred - shape)[:, low].std())
+    return float(np.concatenate(diffs).std()) / span, jitter / span
+
+
+def _noise_modelled() -> dict[str, float]:
+    """Total modelled std of each replay mode (noise, bias, jitter add in quadrature)."""
+    from grasp_env.surrogate import NOISE_MODES
+
+    return {
+        mode: math.sqrt(nz.noise**2 + nz.bias**2 + nz.jitter**2)
+        for mode, nz in NOISE_MODES.items()
+        if mode.startswith("replay")
+    }
+
+
+def main(args: Args) -> int:
+    """Print the fidelity tables (markdown) and optionally write JSON."""
+    bundle = json.loads(args.data.read_text())
+    grid = np.asarray(bundle["grid"], float)
+    out: dict = {"data": str(args.data), "held_out": args.held_out, "pairs": {}}
+    lines = [
+        f"Held-out seed {args.held_out}; surrogate seeds {list(args.surrogate_seeds)}; "
+        f"grid {grid[0]:.2f}..{grid[-1]:.2f} step {grid[1] - grid[0]:.2f}; "
+        f"scored on [{P_MIN}, {P_MAX}].",
+        "",
+        "| pair | comparison | rank corr. per round (mean, min) | argmin distance per round "
+        "(mean, max) | end: rank corr. | end: argmin distance |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, target in PAIRS:
+        pair = f"{task}-{target}"
+        held = _run(bundle, task, target, args.held_out)
+        last = max(r["step"] for r in held["rounds"])
+        shares = [r["step"] / last for r in held["rounds"]]
+        rows: dict[str, dict] = {}
+        sources = {f"seed {s}": _run(bundle, task, target, s) for s in args.surrogate_seeds}
+        for name, run in sources.items():
+            per = [
+                _compare(_at(run, u), np.asarray(h["grid_losses"], float), grid)
+                for u, h in zip(shares, held["rounds"], strict=True)
+            ]
+            end = _compare(
+                _at(run, 1.0, "dev_grid_losses"), _at(held, 1.0, "dev_grid_losses"), grid
+            )
+            rows[f"surrogate ({name}) vs H"] = {"per_round": per, "end": end}
+        ceiling = [
+            _compare(np.asarray(h["grid_losses"]), np.asarray(h["dev_grid_losses"]), grid)
+            for h in held["rounds"]
+            if h.get("dev_grid_losses") is not None
+        ]
+        rows["H micro vs H dev (ceiling)"] = {"per_round": ceiling, "end": ceiling[-1]}
+        a, b = list(sources.values())[:2]
+        shares_a = [r["step"] / max(x["step"] for x in a["rounds"]) for r in a["rounds"]]
+        rows["seed vs seed (surrogate pair)"] = {
+            "per_round": [
+                _compare(_at(b, u), np.asarray(r["grid_losses"], float), grid)
+                for u, r in zip(shares_a, a["rounds"], strict=True)
+            ],
+            "end": _compare(_at(a, 1.0, "dev_grid_losses"), _at(b, 1.0, "dev_grid_losses"), grid),
+        }
+        for name, row in rows.items():
+            rho = [p[0] for p in row["per_round"]]
+            dist = [p[1] for p in row["per_round"]]
+            lines.append(
+                f"| {pair} | {name} | {np.mean(rho):.2f} ({min(rho):.2f}) | "
+                f"{np.mean(dist):.3f} ({max(dist):.3f}) | {row['end'][0]:.2f} | "
+                f"{row['end'][1]:.3f} |"
+            )
+        bias_noise, jitter = _noise_measured(held, grid)
+        out["pairs"][pair] = {
+            "rows": rows,
+            "measured_micro_minus_dev_std": bias_noise,
+            "measured_round_jitter": jitter,
+        }
+    modelled = _noise_modelled()
+    lines += [
+        "",
+        "Noise (std in units of the end dev curve's range on [p_min, p_max]):",
+        "",
+        "| pair | measured: micro-dev minus dev (bias + noise) | measured: round jitter near "
+        "the minimum | " + " | ".join(f"ratio {m} / measured" for m in modelled) + " |",
+        "|---|---|---|" + "---|" * len(modelled),
+    ]
+    for pair, row in out["pairs"].items():
+        measured = math.hypot(row["measured_micro_minus_dev_std"], row["measured_round_jitter"])
+        ratios = " | ".join(f"{v / measured:.2f}" for v in modelled.values())
+        lines.append(
+            f"| {pair} | {row['measured_micro_minus_dev_std']:.3f} | "
+            f"{row['measured_round_jitter']:.3f} | {ratios} |"
+        )
+    out["modelled"] = modelled
+    print("\n".join(lines))
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(tyro.cli(Args)))
