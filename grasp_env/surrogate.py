@@ -89,6 +89,10 @@ CURVES_DIRS: tuple[Path, ...] = (
 """Where `real` instances look for a probe-curve JSON file given by stem, in order (package
 data first, then the repository's docs/results/curves)."""
 
+PROBE_DATA = Path(__file__).resolve().parent / "data" / "probe_curves.json"
+"""The packaged probe data (scripts/probe_curves.py: 4 pairs x 3 seeds); a `real` source
+'probe:<task>-<source>-<target>-s<seed>' names one of its runs."""
+
 _FINE = 1401
 """Points of the fine grid over [p_min, p_max] that regret and argmin use (step 0.0005)."""
 
@@ -227,9 +231,26 @@ def load_curves(source: str) -> RealCurves:
     return _load_curves(str(source))
 
 
+def probe_run(name: str, path: Path = PROBE_DATA) -> dict:
+    """One run of the packaged probe data by name (e.g. 'qa-en-ar-s42'), as recorded."""
+    bundle = json.loads(path.read_text(encoding="utf-8"))
+    names = []
+    for run in bundle["runs"]:
+        names.append(f"{run['task']}-{run['source']}-{run['target']}-s{run['seed']}")
+        if names[-1] == name:
+            return {"config": {"grid": bundle["grid"]}, **run}
+    raise FileNotFoundError(
+        f"probe run {name!r} is not in {path} (it has {names}); fix: name one of those, or "
+        "record it with scripts/probe_curves.py"
+    )
+
+
 @lru_cache(maxsize=32)
 def _load_curves(source: str) -> RealCurves:
     path = Path(source)
+    if source.startswith("probe:"):
+        data = probe_run(source.removeprefix("probe:"))
+        return _curves_of(data)
     if not path.suffix:
         found = [d / f"{source}.json" for d in CURVES_DIRS if (d / f"{source}.json").is_file()]
         if not found:
@@ -238,7 +259,10 @@ def _load_curves(source: str) -> RealCurves:
                 "pass a path, or record them with scripts/probe_curves.py"
             )
         path = found[0]
-    data = json.loads(path.read_text(encoding="utf-8"))
+    return _curves_of(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _curves_of(data: dict) -> RealCurves:
     grid = np.asarray(data["config"]["grid"], float)
     rounds = sorted(data["rounds"], key=lambda r: (r["step"], r["round"]))
     by_step: dict[int, dict] = {}
