@@ -24,6 +24,16 @@ def _grpo(env: Any, seed: int | None = 0, config: Any = None, **_: Any) -> Any:
     return GRPOController(env, config.grpo if config is not None else GRPOConfig(), seed=seed)
 
 
+def _amortised(env: Any, seed: int | None = 0, config: Any = None, **_: Any) -> Any:
+    """The amortised controller: a policy pretrained on the surrogate's train instances.
+
+    `agents.amortised`; frozen at run time (nothing is learned in the episode).
+    """
+    from agents.amortised import AmortisedAgent
+
+    return AmortisedAgent(env, config, seed=seed)
+
+
 def _thompson(env: Any, seed: int | None = 0, config: Any = None, **_: Any) -> Any:
     """Thompson sampling on the round-aware spline of every probe (`agents.bayes`)."""
     settings = config.thompson if config is not None else ThompsonConfig()
@@ -33,6 +43,7 @@ def _thompson(env: Any, seed: int | None = 0, config: Any = None, **_: Any) -> A
 AGENTS: dict[str, Callable[..., Any]] = {
     "grpo": _grpo,
     "thompson": _thompson,
+    "amortised": _amortised,
     **{name: _sb3(name) for name in SB3_ALGOS},
     "random": lambda env, seed=0, **_: RandomAgent(env, seed=seed),
     "optuna": lambda env, seed=0, **_: OptunaAgent(env, seed=seed),

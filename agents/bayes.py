@@ -10,6 +10,10 @@ argmins (Thompson sampling: probes go where the optimum may be, in proportion to
 is there), while one probe per round keeps exploring along a golden-ratio sequence over
 [p_min, p_max] (so a curve that moves, or a second basin, is not missed). The first round is
 space-filling. Its p* is the 'spline_recent' rule (`grasp_env.pstar.fit_spline_recent`).
+Opt-in probe allocations, off by default because none lowered the train instances' regret
+(docs/results/controller_v2.md): top-two Thompson sampling (`top_two`), a probe at the
+posterior mean's argmin (`greedy`) and no exploring probe in the budget's last rounds
+(`exploit_rounds`).
 
 It talks to the env only through the Gymnasium API: reset and step and their info dicts
 (candidate_ratio, candidate_loss, baseline_loss, committed_ratio, round, termination, and
@@ -90,8 +94,11 @@ class ThompsonController:
     def __init__(
         self, env: Any, config: ThompsonConfig | None = None, seed: int | None = 0
     ) -> None:
-        """Bind to an env (GraspLoRA or a wrapper of it); `seed` seeds the posterior draws and
-        the exploring sequence's offset (None: fresh entropy)."""
+        """Bind to an env (GraspLoRA or a wrapper of it).
+
+        `seed` seeds the posterior draws and the exploring sequence's offset (None: fresh
+        entropy).
+        """
         self.env = env
         self.config = config or ThompsonConfig()
         self.seed = seed
@@ -167,6 +174,11 @@ class ThompsonController:
             self._cache = (key, post)
         return self._cache[1]
 
+    def _rounds_left(self) -> int:
+        """Rounds of the budget after the current one."""
+        total = -(-int(_env_attr(self.env, "budget")) // int(self._ctrl.update_interval))
+        return total - 1 - self.round
+
     def _ahead(self) -> float:
         """Run-lengths from the last round seen to the budget's last round (capped)."""
         if not self.config.ahead or not self.rounds:
@@ -189,12 +201,33 @@ class ThompsonController:
         cfg, c = self.config, self.group_size
         post = self.posterior() if self.round >= cfg.opening_rounds else None
         n_explore = c if post is None else min(c, cfg.explore)
+        if post is not None and self._rounds_left() < cfg.exploit_rounds:
+            n_explore = 0  # no later round can use what an exploring probe finds
         if post is not None and cfg.inflate != 1.0:
             post = replace(post, factor=post.factor * cfg.inflate)
-        ts = [] if post is None else list(post.sample_argmins(self.rng, c - n_explore))
+        ts: list[float] = []
+        if post is not None:
+            n_greedy = min(c - n_explore, cfg.greedy)
+            ts = [post.pessimistic_ratio(0.0, dense_only=False)] * n_greedy  # the mean's argmin
+            ts += self._thompson_draws(post, c - n_explore - n_greedy)
         explore = golden_points(self.offset, self.explored, n_explore, self.p_min, self.p_max)
         self.explored += n_explore
         return plan_round(ts, explore, cfg.min_gap, self.p_min, self.p_max)
+
+    def _thompson_draws(self, post: Any, n: int) -> list[float]:
+        """`n` probes from the posterior, each a draw's argmin or (top-two) a challenger.
+
+        A probe is a Thompson draw's argmin (the leader), replaced with probability
+        1 - `top_two` by a challenger (`SplinePosterior.sample_challenger`: a draw whose argmin
+        lies in another region), as top-two Thompson sampling does.
+        """
+        out = []
+        for _ in range(n):
+            leader = float(post.sample_argmins(self.rng, 1)[0])
+            if self.config.top_two < 1.0 and self.rng.random() >= self.config.top_two:
+                leader = post.sample_challenger(self.rng, leader)
+            out.append(leader)
+        return out
 
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """SB3-style (action, state): the round's next candidate (deterministic: the p* now)."""

@@ -277,6 +277,21 @@ class SplinePosterior:
         draws = self.mean[None, :] + z @ self.factor.T
         return self.grid[np.argmin(draws, axis=1)]
 
+    def sample_challenger(
+        self, rng: np.random.Generator, leader: float, gap: float = _SUPPORT_WIDTH, tries: int = 64
+    ) -> float:
+        """Top-two Thompson sampling's challenger (Russo 2016) to a draw's argmin `leader`.
+
+        The argmin of the first of `tries` posterior draws whose argmin lies more than `gap`
+        from `leader`; `leader` itself when none does (the posterior has settled on one region).
+
+        `gap` defaults to the p* rule's support half-width: argmins closer than that name the
+        same region of the curve.
+        """
+        argmins = self.sample_argmins(rng, tries)
+        away = np.flatnonzero(np.abs(argmins - leader) > gap)
+        return float(argmins[away[0]]) if away.size else float(leader)
+
 
 def spline_posterior(
     probes: Probes,

@@ -92,8 +92,8 @@ BUGS = [
     (
         "--resume not taking the run directory's lock",
         "grasp_env/runs/dirs.py",
-        "            \"with another --run-name\"\n        )\n    hold_run_dir(path)",
-        "            \"with another --run-name\"\n        )",
+        '            "with another --run-name"\n        )\n    hold_run_dir(path)',
+        '            "with another --run-name"\n        )',
         "tests/test_edge_rules.py::test_resume_takes_the_run_directory_lock",
     ),
     (

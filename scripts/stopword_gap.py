@@ -78,9 +78,7 @@ def main(args: Args) -> int:
         ]
         by_method.setdefault(entry["method"], []).extend(scores)
     print(f"{len(words)} stopwords; {args.predictions}")
-    print(
-        "| method | rows | ROUGE-L, all stemmed | with the list | gap | rows that differ |"
-    )
+    print("| method | rows | ROUGE-L, all stemmed | with the list | gap | rows that differ |")
     print("|---|---|---|---|---|---|")
     for method, scores in by_method.items():
         a = statistics.mean(s[0] for s in scores)

@@ -9,6 +9,7 @@ import pytest
 from agents.bayes import ThompsonConfig, ThompsonController, golden_points, plan_round
 from grasp_env.pstar import (
     Probes,
+    SplinePosterior,
     fit_quadratic,
     fit_spline,
     fit_spline_recent,
@@ -162,3 +163,78 @@ def test_save_and_load_keep_the_estimate(tmp_path):
     assert loaded.config == agent.config and loaded.estimate() == agent.estimate()
     action, _ = loaded.predict(None, deterministic=True)
     assert action.shape == (1,) and -1.0 <= float(action[0]) <= 1.0
+
+
+# ---------------------------------------------------------------- opt-in probe allocations
+
+
+def _bimodal_posterior(noise=0.05):
+    """A posterior with two equally deep basins at 0.2 and 0.7 (grid step 0.1)."""
+    grid = np.linspace(0.1, 0.8, 8)
+    mean = np.where(np.isclose(grid, 0.2) | np.isclose(grid, 0.7), 0.0, 1.0)
+    dense = np.ones(8, bool)
+    return SplinePosterior(grid, mean, noise * np.eye(8), dense, 20, 1.0, 0.01, {})
+
+
+def test_a_challenger_comes_from_the_other_basin_or_is_the_leader_when_settled():
+    post = _bimodal_posterior()
+    rng = np.random.default_rng(0)
+    assert set(np.round(post.sample_argmins(rng, 200), 6)) == {0.2, 0.7}
+    for leader in (0.2, 0.7):
+        for _ in range(20):
+            other = post.sample_challenger(rng, leader)
+            assert abs(other - leader) == pytest.approx(0.5)
+    settled = _bimodal_posterior(noise=0.0)
+    settled = SplinePosterior(
+        settled.grid, np.abs(settled.grid - 0.4), settled.factor, settled.dense, 20, 1.0, 0.0, {}
+    )
+    assert settled.sample_challenger(rng, 0.4) == 0.4
+
+
+def test_top_two_replaces_leaders_by_challengers_and_one_is_plain_thompson():
+    post = _bimodal_posterior()
+    env = make_env(_INST, 6)
+    plain = ThompsonController(env, ThompsonConfig(), seed=5)
+    plain.rng = np.random.default_rng(9)
+    draws = plain._thompson_draws(post, 4)
+    assert draws == list(post.sample_argmins(np.random.default_rng(9), 4))  # the same stream
+    always = ThompsonController(env, ThompsonConfig(top_two=0.0), seed=5)
+    for seed in range(10):
+        always.rng = np.random.default_rng(seed)
+        leader = float(post.sample_argmins(np.random.default_rng(seed), 1)[0])
+        assert abs(always._thompson_draws(post, 1)[0] - leader) == pytest.approx(0.5)
+
+
+def test_a_greedy_probe_goes_to_the_posterior_means_argmin():
+    rounds = _rounds(lambda t: lambda r: (r - 0.35) ** 2, _spread(5), np.linspace(2, 1, 5))
+    probes = probes_of(rounds)
+    agent = ThompsonController(make_env(_INST, 6), ThompsonConfig(greedy=1), seed=0)
+    agent.rounds, agent.ratios = probes.rounds.tolist(), probes.ratios.tolist()
+    agent.losses, agent.round = probes.losses.tolist(), 5
+    plan = agent._make_plan()
+    post = spline_posterior(probes, 0.1, 0.8)
+    assert len(plan) == 3
+    assert plan[0] == pytest.approx(post.pessimistic_ratio(0.0, dense_only=False))
+    assert plan[0] == pytest.approx(0.35, abs=0.02)
+
+
+def test_exploit_rounds_stop_the_exploring_sequence_before_the_budget_ends():
+    def explored(cfg):
+        env = make_env(_INST, 6)
+        agent = ThompsonController(env, cfg, seed=3)
+        agent.learn(seed=3)
+        assert len(env.unwrapped.history) == 6
+        return agent.explored
+
+    # the opening round's 3 points, then 1 per round; the last 2 rounds none
+    assert explored(ThompsonConfig()) == 3 + 5
+    assert explored(ThompsonConfig(exploit_rounds=2)) == 3 + 3
+
+
+def test_the_new_thompson_settings_are_checked():
+    with pytest.raises(ValueError, match="top_two"):
+        ThompsonConfig(top_two=1.5)
+    with pytest.raises(ValueError, match="greedy"):
+        ThompsonConfig(greedy=-1)
+    with pytest.raises(ValueError, match="exploit_rounds"):
+        ThompsonConfig(exploit_rounds=-1)
