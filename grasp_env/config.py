@@ -588,6 +588,16 @@ class ExperimentConfig:
             raise _bad(
                 self, "seed", "use an integer in [0, 2**32) (numpy seeds are unsigned 32-bit)"
             )
+        ctrl = self.controller
+        rounds = self.budget // ctrl.update_interval
+        if ctrl.settle_rounds > 0 and ctrl.min_rounds > rounds:
+            raise _bad(
+                ctrl,
+                "min_rounds",
+                f"the budget has {rounds} rounds ({self.budget} steps / update_interval="
+                f"{ctrl.update_interval}): use at most {rounds}, or a larger "
+                "--controller.train-steps",
+            )
         _cooperate(self, ExperimentConfig)
 
     @classmethod
