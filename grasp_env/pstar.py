@@ -26,7 +26,7 @@ absorbing the training progress, and return the minimiser of f:
   change of the curve's shape (the real process's dominant noise: its probes are
   deterministic within a round), and the penalties and variance ratios are chosen by REML.
   Its Gaussian posterior also drives the Thompson-sampling controller (`agents.bayes`).
-  Measured on the stand-ins of `grasp_env.surrogate` (scripts/controller_study.py,
+  Measured on the stand-ins of `grasp_env.surrogate` (runners/agent_table.py,
   docs/results/controller_study.md).
 
 Written by hand on numpy: no maintained package fits a penalised spline with unpenalised group
@@ -206,7 +206,7 @@ JITTER: tuple[float, ...] = (0.0, 1.0, 8.0, 64.0)
 real process's probes are deterministic within a round, so the top of the range matters."""
 WALK: tuple[float, ...] = (0.0,)
 """Variance ratios of a random-walk change of the shape over the run (off by default: on the
-train instances it bought nothing over the drift term; scripts/controller_study.py)."""
+train instances it bought nothing over the drift term; docs/results/controller_study.md)."""
 AGE_NOISE: tuple[float, ...] = (0.0,)
 """Extra independent variance per unit of age (off by default, as WALK)."""
 PESSIMISM = 0.0

@@ -1,7 +1,8 @@
 """A library of stand-in processes for controller studies: many curve families, one process.
 
-For controller analysis (`scripts/controller_study.py`) and agent tests only: never the demo or
-a benchmark. Wider than `grasp_env.synthetic` (whose six static SHAPES are kept as families):
+For controller analysis (`runners/agent_table.py`, the surrogate env) and agent tests:
+never the demo or a live benchmark. Wider than `grasp_env.synthetic` (whose six static SHAPES
+are kept as families):
 
 Families (the stated optimum in brackets):
 
@@ -897,7 +898,7 @@ def family_fit(
 def make_env(instance: Instance, rounds: int, update_interval: int = 10, **controller: Any) -> Any:
     """GraspLoRA-v1 driving a stand-in of `instance` for `rounds` rounds of K optimizer steps.
 
-    The one place that knows the env's constructor (scripts/controller_study.py and the tests
+    The one place that knows the env's constructor (the agent table and the tests
     build every stand-in env here). `controller` overrides `ControllerConfig` fields.
     """
     from grasp_env.env import GraspLoRAEnv

@@ -16,7 +16,7 @@ difference, and the training seconds of each stack (paired ratio). With `--train
 Trainer's side is read from the grids of live benchmarks (<dir>/<pair>/benchmark.json, the
 same code path), after checking each seed's prepared state against the benchmark's
 fingerprint, and only the former loop runs here; its seconds are then not paired in time (the
-paired timing is scripts/final_stack_once.py under farm-bench). Run it alone.
+paired timing needs both stacks run alternately: the default mode). Run it alone.
 """
 
 from __future__ import annotations

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The paper's table on the embedded default preset: for each of the four pairs, the 8-point
-# grid, GRASP (default GRPO controller, the Thompson controller, random proposals, and GRPO
+# grid, GRASP (default GRPO controller, the Thompson and amortised controllers, random
+# proposals, and GRPO
 # under --method paper) and the paper's baselines (zero-shot, source-only, target-only,
 # merge without pruning, TIES, DARE linear/TIES, magnitude prune, LoRAHub), 3 seeds, on the
 # same prepared adapters. Results: docs/results/live/<pair>/benchmark.json; then
 # scripts/results_page.py turns them into docs/RESULTS.md.
 # Resumable: a pair whose benchmark.json exists is skipped. Run it alone on the 2 cores.
 #
-#   bash scripts/live_benchmarks.sh [OUT_DIR] [PAIR ...]
+#   [WORKERS=2] bash scripts/live_benchmarks.sh [OUT_DIR] [PAIR ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-docs/results/live}
@@ -24,8 +25,8 @@ for pair in "${PAIRS[@]}"; do
   mkdir -p "$OUT/logs"
   echo "== $pair ($(date -u +%H:%M:%S))"
   $PY runners/benchmark.py --task "$task" --target "$target" --seeds 42 1337 9001 \
-    --agents grpo thompson random --paper-agents grpo --baselines "${BASELINES[@]}" \
-    --workers 2 --threads 1 --out-dir "$OUT" --run-name "$pair" --overwrite \
+    --agents grpo thompson amortised random --paper-agents grpo --baselines "${BASELINES[@]}" \
+    --workers "${WORKERS:-2}" --threads 1 --out-dir "$OUT" --run-name "$pair" --overwrite \
     > "$OUT/logs/$pair.out" 2> "$OUT/logs/$pair.err"
 done
 echo "done ($(date -u +%H:%M:%S))"

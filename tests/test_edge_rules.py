@@ -149,6 +149,8 @@ def test_token_f1_counts_a_multiset():
     # "cat cat" vs "cat": one token in common of two predicted: P 1/2, R 1, F1 2/3
     assert qa_metrics(["cat cat"], [["cat"]], "en")["f1"] == pytest.approx(100 * 2 / 3)
     assert qa_metrics(["cat dog"], [["dog cat cat"]], "en")["f1"] == pytest.approx(100 * 0.8)
+    # a repeated token shared twice counts twice: overlap 2 (a set would say 1 and give 40)
+    assert qa_metrics(["cat cat"], [["cat cat dog"]], "en")["f1"] == pytest.approx(100 * 0.8)
 
 
 # --------------------------------------------------------------------------- run directories
