@@ -261,7 +261,48 @@ def report():
         message = re.sub(r"/tmp/\S*?/(bad-data\d*|test_bad_input\S*?\d+)", "{d}", MESSAGES[case])
         message = message.replace(str(ROOT) + "/", "").replace("|", "\\|")
         lines.append(f"| {case} | `{flags}` | {message} |")
+    lines += ["", *OUTSIDE_THE_TABLE]
     Path(target).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+OUTSIDE_THE_TABLE = [
+    "## Faults tested outside the table",
+    "",
+    "Cases that need a prepared state, an environment variable or another runner, each a test:",
+    "",
+    "| case | test |",
+    "|---|---|",
+    "| an empty `GRASP_CACHE_DIR`; one that names a file | `tests/test_bad_inputs.py::"
+    "test_a_cache_dir_that_is_empty_or_a_file_fails_before_any_work` |",
+    "| a cache directory that cannot be written | `tests/test_bad_inputs.py::"
+    "test_cache_dir_not_writable` |",
+    "| a run that failed on bad data, rerun under its name with the corrected input (no "
+    "--overwrite); a run with results refused with the way out | `tests/test_bad_inputs.py::"
+    "test_a_failed_run_can_be_rerun_under_its_name_with_the_corrected_input` |",
+    "| a torn metrics.json redone by `--resume`; a config.json that is a list; a torn config.json"
+    " | `tests/test_bad_inputs.py::test_resume_reads_torn_or_foreign_run_files_with_clear_messages`"
+    " |",
+    "| the analysis tools on another runner's metrics.json, a non-UTF-8 file, no run directory, "
+    "an `--out` that is a directory (6 cases) | `tests/test_bad_inputs.py::"
+    "test_the_analysis_tools_refuse_the_wrong_input_with_one_line` |",
+    "| an unreachable `--ray-address`; one that is not HOST:PORT (before any work) | "
+    "`tests/test_bad_inputs.py::test_an_unreachable_ray_cluster_fails_before_any_work` |",
+    "| the disk full at the last file | `tests/test_bad_inputs.py::"
+    "test_disk_full_at_the_last_file_loses_nothing_and_resumes` |",
+    "| adapter cache entries: broken weights, a missing manifest, a manifest that is a list, an "
+    "empty manifest, a manifest that leaves a file out | `tests/test_adapters.py::"
+    "test_adapter_cache_reuses_and_rebuilds_corrupted_entries` |",
+    "| a backbone cache entry with corrupted weights | `tests/test_backbone.py::"
+    "test_corrupted_cache_entry_is_reported_and_rebuilt` |",
+    "| repeated rows (used once) and a reused id (refused); a UTF-8 byte-order mark (read) | "
+    "`tests/test_loaders.py::test_repeated_rows_are_used_once_and_a_reused_id_is_refused`, "
+    "`test_a_byte_order_mark_is_read_as_utf8` |",
+    "| a torn last line of history.jsonl; a torn TensorBoard events file | "
+    "`tests/test_interrupted_writes.py` |",
+    "| `--resume` without the run directory's lock; run names `.` and `..` | "
+    "`tests/test_edge_rules.py` |",
+]
+"""What docs/BAD_INPUTS.md lists below the table: the faults other tests hold."""
 
 
 def test_existing_run_dir_is_never_overwritten(tiny_backbone_dir, tmp_path, monkeypatch, capsys):
@@ -401,3 +442,24 @@ def test_disk_full_at_the_last_file_loses_nothing_and_resumes(
     code, err = _cli(monkeypatch, capsys, [*flags, "--resume"])
     assert code == 0, err
     assert json.loads((run / "metrics.json").read_text())["resumed"] is True
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [("127.0.0.1:1", "is unreachable"), ("no-port", "is not HOST:PORT")],
+)
+def test_an_unreachable_ray_cluster_fails_before_any_work(
+    address, expected, tmp_path, monkeypatch, capsys
+):
+    """The benchmark checks --ray-address before it prepares anything (it once hung on it)."""
+    pytest.importorskip("ray")
+    from helpers.runners import load_runner
+
+    benchmark = load_runner("benchmark")
+    argv = ["benchmark.py", "--preset", "tiny", "--workers", "2", "--ray-address", address]
+    monkeypatch.setattr(sys, "argv", [*argv, "--out-dir", str(tmp_path), "--run-name", "b"])
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(benchmark.main, benchmark.Args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and expected in err and "fix:" in err, err
+    assert not (tmp_path / "b").exists()  # nothing prepared, no run directory made
