@@ -19,8 +19,10 @@ Families (the stated optimum in brackets):
   bound);
 - two_minima: min(((x - o1)/w)^2, ((x - o2)/w)^2 + delta(u)), delta moving from `delta_start`
   to `delta_end` (a negative delta_start: o2 is the deeper basin early) (`o1`);
-- real: the probe curves of a recorded run (`docs/results/curves/*.json`, written by
-  scripts/probe_curves.py), replayed round by round, interpolated between grid ratios by a
+- real: the probe curves of a recorded run of the live process (the packaged probe data,
+  `grasp_env/data/probe_curves.json`, written by scripts/probe_curves.py: train instances
+  replay seed 42, test instances seed 1337, seed 9001 is held out for the fidelity report; or
+  any JSON file in that format), replayed round by round, interpolated between grid ratios by a
   shape-preserving monotone cubic (PCHIP), shifted by `shift` along the ratio axis (the end
   curve's argmin).
 
@@ -693,10 +695,10 @@ def _train() -> list[Instance]:
     ):
         add("two_minima", o1=o1, o2=o2, delta_start=d0, delta_end=d1)
     for src, shift in (
-        ("qa-en-ar-s42", 0.0),
-        ("summarization-en-ar-s42", 0.06),
-        ("qa-en-zh-s42", -0.05),
-        ("summarization-en-zh-s42", 0.10),
+        ("probe:qa-en-ar-s42", 0.0),
+        ("probe:summarization-en-ar-s42", 0.06),
+        ("probe:qa-en-zh-s42", -0.05),
+        ("probe:summarization-en-zh-s42", 0.10),
     ):
         for mode in ("replay", "replay_noisy"):
             out.append(_inst("real", mode, seed, source=src, shift=shift))
@@ -749,11 +751,11 @@ def _test() -> list[Instance]:
     ):
         add("two_minima", mode, o1=o1, o2=o2, delta_start=d0, delta_end=d1)
     for src, shift, mode in (
-        ("qa-en-ar-s42", 0.03, "replay"),
-        ("qa-en-zh-s42", 0.04, "replay_noisy"),
-        ("summarization-en-ar-s42", -0.04, "replay"),
-        ("summarization-en-zh-s42", 0.0, "replay_noisy"),
-        ("qa-en-zh-s42", -0.08, "replay"),
+        ("probe:qa-en-ar-s1337", 0.03, "replay"),
+        ("probe:qa-en-zh-s1337", 0.04, "replay_noisy"),
+        ("probe:summarization-en-ar-s1337", -0.04, "replay"),
+        ("probe:summarization-en-zh-s1337", 0.0, "replay_noisy"),
+        ("probe:qa-en-zh-s1337", -0.08, "replay"),
     ):
         add("real", mode, source=src, shift=shift)
     return out

@@ -150,15 +150,18 @@ def main(args: Args) -> int:
             if h.get("dev_grid_losses") is not None
         ]
         rows["H micro vs H dev (ceiling)"] = {"per_round": ceiling, "end": ceiling[-1]}
-        a, b = list(sources.values())[:2]
-        shares_a = [r["step"] / max(x["step"] for x in a["rounds"]) for r in a["rounds"]]
-        rows["seed vs seed (surrogate pair)"] = {
-            "per_round": [
-                _compare(_at(b, u), np.asarray(r["grid_losses"], float), grid)
-                for u, r in zip(shares_a, a["rounds"], strict=True)
-            ],
-            "end": _compare(_at(a, 1.0, "dev_grid_losses"), _at(b, 1.0, "dev_grid_losses"), grid),
-        }
+        if len(sources) >= 2:  # the two replayed seeds against each other
+            a, b = list(sources.values())[:2]
+            shares_a = [r["step"] / max(x["step"] for x in a["rounds"]) for r in a["rounds"]]
+            rows["seed vs seed (surrogate pair)"] = {
+                "per_round": [
+                    _compare(_at(b, u), np.asarray(r["grid_losses"], float), grid)
+                    for u, r in zip(shares_a, a["rounds"], strict=True)
+                ],
+                "end": _compare(
+                    _at(a, 1.0, "dev_grid_losses"), _at(b, 1.0, "dev_grid_losses"), grid
+                ),
+            }
         for name, row in rows.items():
             rho = [p[0] for p in row["per_round"]]
             dist = [p[1] for p in row["per_round"]]

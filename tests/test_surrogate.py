@@ -179,7 +179,7 @@ def test_real_curves_replay_round_by_round_and_score_on_the_last_or_dev(tmp_path
 
 
 def test_the_recorded_curves_load():
-    data = load_curves("qa-en-ar-s42")
+    data = load_curves("probe:qa-en-ar-s42")
     assert len(data.micro) == 14 and data.progress[-1] == 1.0  # the repeated last step dropped
     assert 0.0 < data.jitter < 0.2
 
