@@ -98,6 +98,11 @@ def collect(cfg: ExperimentConfig, grid: tuple[float, ...], dev_every: int) -> d
     }
 
 
+def _keys(runs: list[dict]) -> set[tuple]:
+    """(task, target, seed) of every run: a re-recorded run replaces its earlier record."""
+    return {(r["task"], r["target"], r["seed"]) for r in runs}
+
+
 def main(args: Args) -> None:
     """Collect every pair and seed into one JSON file, rewritten after every run.
 
@@ -142,7 +147,7 @@ def main(args: Args) -> None:
                 "dev_rows": base.data.dev_rows,
                 "dev_every": args.dev_every,
                 "seconds": round(time.perf_counter() - t0, 1),
-                "runs": runs + [r for k, r in done.items() if r not in runs],
+                "runs": runs + [r for k, r in done.items() if k not in _keys(runs)],
             }
             args.out.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(args.out, json.dumps(payload, separators=(",", ":")))
