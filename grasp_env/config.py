@@ -55,6 +55,14 @@ __all__ = [
 ]
 
 Task = Literal["qa", "summarization"]
+DEFAULT_PAIRS: dict[str, tuple[str, str]] = {
+    "qa-ar": ("qa", "ar"),
+    "qa-zh": ("qa", "zh"),
+    "summarization-ar": ("summarization", "ar"),
+    "summarization-zh": ("summarization", "zh"),
+}
+"""The four pairs of the embedded benchmark (task, target language; the source is English), by
+the name the scripts and result folders use."""
 PresetName = Literal["tiny", "default", "paper"]
 MethodName = Literal["default", "paper"]
 PRESETS: tuple[str, ...] = get_args(PresetName)
@@ -846,6 +854,18 @@ def as_dict(tree: Any) -> dict[str, Any]:
         return str(value)
 
     return {k: plain(v) for k, v in dataclasses.asdict(tree).items()}
+
+
+DEFAULT_AGENTS: dict[str, str] = {"default": "thompson", "paper": "grpo"}
+"""The controller a run uses when no agent is named, per method: the paper's GRPO controller
+under `--method paper`; under the default method the Thompson controller, which beat GRPO and
+random proposals on the surrogate's test instances at every budget and tied them on the live
+pairs (docs/RESULTS.md)."""
+
+
+def default_agent(method: str) -> str:
+    """The agent a run of `method` uses when none is named (`DEFAULT_AGENTS`)."""
+    return DEFAULT_AGENTS[method]
 
 
 GRPO_AGENTS: frozenset[str] = frozenset({"grpo"})

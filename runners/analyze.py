@@ -65,7 +65,7 @@ def summary_row(name: str, scalars: dict[str, list[tuple[int, float]]]) -> str:
         f"{t[5:]} {v[-1][1]:.2f}" for t, v in sorted(scalars.items()) if t.startswith("eval/")
     )
     return (
-        f"| {name} | {len(scalars.get('controller/mu', []))} | "
+        f"| {name} | {len(scalars.get('controller/committed_ratio', []))} | "
         f"{last('controller/committed_ratio')} | {last('controller/learned_ratio')} | "
         f"{mean_reward} | {evals} |"
     )

@@ -40,7 +40,13 @@ from pathlib import Path
 from typing import Literal
 
 from agents import AGENT_NAMES, check_probe_batch, make_agent
-from grasp_env.config import METHODS, ExperimentConfig, FanOutConfig, with_values
+from grasp_env.config import (
+    METHODS,
+    ExperimentConfig,
+    FanOutConfig,
+    default_agent,
+    with_values,
+)
 from grasp_env.env import GraspLoRAEnv
 from grasp_env.lm.baselines import BASELINES, run_baseline
 from grasp_env.lm.pipeline import check_experiment, final_run, prepare
@@ -60,8 +66,9 @@ BaselineName = Literal.__getitem__(BASELINES)
 class Args(RunDirArgs, FanOutConfig, ExperimentConfig):
     """Grid search against controller agents: quality, ratio and wall time."""
 
-    agents: tuple[AgentName, ...] = ("grpo",)
-    """Agents to compare with the grid (any registry name)."""
+    agents: tuple[AgentName, ...] | None = None
+    """Agents to compare with the grid (any registry name; default: the method's controller,
+    thompson, or grpo under --method paper)."""
     paper_agents: tuple[AgentName, ...] = ()
     """Agents that also run under --method paper beside the grid of this run's method (the
     paper's controller settings, p* rule, committed mask and final-run allocator); reported
@@ -333,6 +340,9 @@ def _plot(results: dict, metric: str, out: Path) -> None:
 def main(args: Args, defaults: Args) -> int:
     """Run the grid and the agents on every seed; write benchmark.json and the plot."""
     started = time.perf_counter()
+    if args.agents is None:  # the method's controller; recorded as a default, not an override
+        args = replace(args, agents=(default_agent(args.method),))
+        defaults = replace(defaults, agents=args.agents)
     if not args.seeds:
         raise ValueError("--seeds is empty; fix: give at least one seed")
     if args.seed != defaults.seed:

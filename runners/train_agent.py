@@ -22,12 +22,12 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from agents import AGENT_NAMES, check_probe_batch, make_agent
-from grasp_env.config import ExperimentConfig, leaves
+from grasp_env.config import ExperimentConfig, default_agent, leaves
 from grasp_env.env import GraspLoRAEnv
 from grasp_env.lm import dist
 from grasp_env.lm.device import peak_memory
@@ -52,9 +52,10 @@ AgentName = Literal.__getitem__(AGENT_NAMES)
 class Args(RunDirArgs, ExperimentConfig):
     """Learn the prune ratio of a merged cross-lingual LoRA online, then prune at it."""
 
-    agent: AgentName = "grpo"
-    """Controller: grpo (the GRPO controller; --method paper: the paper's), an SB3 algorithm,
-    random, optuna, or fixed (no controller run: --fixed-ratio)."""
+    agent: AgentName | None = None
+    """Controller (default: thompson; grpo under --method paper): grpo (the GRPO controller),
+    thompson, amortised, an SB3 algorithm, random, optuna, or fixed (no controller run:
+    --fixed-ratio)."""
     fixed_ratio: float = 0.4
     """--agent fixed only: the ratio of the final run."""
     resume: bool = False
@@ -71,6 +72,9 @@ class Args(RunDirArgs, ExperimentConfig):
 
 def main(args: Args, defaults: Args) -> int:
     """Run the controller episode and the final run; write the run directory."""
+    if args.agent is None:  # the method's controller; recorded as a default, not an override
+        args = replace(args, agent=default_agent(args.method))
+        defaults = replace(defaults, agent=args.agent)
     _check_before_any_work(args, defaults)
     if args.dry_run:
         return _dry_run(args)

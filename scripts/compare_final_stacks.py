@@ -30,15 +30,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from grasp_env.config import ExperimentConfig
+from grasp_env.config import DEFAULT_PAIRS, ExperimentConfig
 from grasp_env.runs.cli import experiment_of, parse
 
-PAIRS = {
-    "qa-ar": ("qa", "ar"),
-    "qa-zh": ("qa", "zh"),
-    "summarization-ar": ("summarization", "ar"),
-    "summarization-zh": ("summarization", "zh"),
-}
+PAIRS = DEFAULT_PAIRS
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,11 @@
     .venv/bin/python scripts/probe_curves.py --pairs qa-ar --seeds 42 --out /tmp/one.json
 
 For every pair (task, target) and seed: one controller episode of GraspLoRA-v1 on the default
-preset's real pipeline (cached backbone and adapters) driven by the default GRPO controller, and
-after every round a dense grid of ratios probed at that round's training state, both on the
-16-row micro-dev split (what an agent sees) and on the 50-row dev split (a larger sample of the
-same curve). Probes restore the weights, so the episode is the one it would be without them.
+preset's real pipeline (cached backbone and adapters) driven by the GRPO controller (default
+method's settings), and after every round a dense grid of ratios probed at that round's
+training state, both on the 16-row micro-dev split (what an agent sees) and on the 50-row
+dev split (a larger sample of the same curve). Probes restore the weights, so the episode is
+the one it would be without them.
 The file is the data the surrogate environment is fitted to (`grasp_env.surrogate`) and its
 fidelity report is measured on (docs/SURROGATE.md); each run records the fingerprint of its
 prepared state (`Prepared.fingerprint`), so a rebuild on other adapters is visible.
@@ -21,15 +22,10 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from grasp_env.config import ExperimentConfig
+from grasp_env.config import DEFAULT_PAIRS, ExperimentConfig
 from grasp_env.runs.cli import experiment_of, parse
 
-PAIRS = {
-    "qa-ar": ("qa", "ar"),
-    "qa-zh": ("qa", "zh"),
-    "summarization-ar": ("summarization", "ar"),
-    "summarization-zh": ("summarization", "zh"),
-}
+PAIRS = DEFAULT_PAIRS
 
 
 @dataclass(frozen=True)

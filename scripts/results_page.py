@@ -16,9 +16,11 @@ import statistics
 import sys
 from pathlib import Path
 
+from grasp_env.config import DEFAULT_PAIRS
+
 ROOT = Path(__file__).resolve().parents[1]
 LIVE = ROOT / "docs" / "results" / "live"
-PAIRS = ("qa-ar", "qa-zh", "summarization-ar", "summarization-zh")
+PAIRS = tuple(DEFAULT_PAIRS)
 ORDER = (
     "grid",
     "grid-best-test",

@@ -33,8 +33,10 @@ from pathlib import Path
 import numpy as np
 import tyro
 
+from grasp_env.config import DEFAULT_PAIRS
+
 P_MIN, P_MAX = 0.1, 0.8
-PAIRS = (("qa", "ar"), ("qa", "zh"), ("summarization", "ar"), ("summarization", "zh"))
+PAIRS = tuple(DEFAULT_PAIRS.values())
 
 
 @dataclass(frozen=True)

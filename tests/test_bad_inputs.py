@@ -123,13 +123,17 @@ CASES = {
         ["--agent", "random", "--grpo.beta", "0.2"],
         "--grpo.beta (the agent(s) ['random'] do not read GRPO settings)",
     ),
+    "GRPO flag with the default agent": (
+        ["--grpo.beta", "0.2"],
+        "--grpo.beta (the agent(s) ['thompson'] do not read GRPO settings)",
+    ),
     "controller flag without a controller run": (
         ["--agent", "fixed", "--controller.train-steps", "20"],
         "--controller.train-steps (--agent fixed runs no controller episode)",
     ),
     "fixed ratio for another agent": (
         ["--fixed-ratio", "0.5"],
-        "--fixed-ratio 0.5 with --agent grpo",
+        "--fixed-ratio 0.5 with --agent thompson",
     ),
     "ROUGE convention on QA": (["--eval.rouge", "unstemmed"], "ROUGE scores summaries only"),
     "natural-update flag under the paper's update": (
@@ -168,7 +172,10 @@ CASES = {
         ["--agent", "thompson", "--thompson.jitter", "nan"],
         "ThompsonConfig.jitter=(nan,) is invalid",
     ),
-    "Thompson flag with the GRPO agent": (["--thompson.explore", "2"], "--thompson.explore"),
+    "Thompson flag with the GRPO agent": (
+        ["--agent", "grpo", "--thompson.explore", "2"],
+        "--thompson.explore",
+    ),
     "minimum rounds beyond the budget": (
         ["--controller.settle-rounds", "2", "--controller.min-rounds", "100"],
         "min_rounds=100",
@@ -205,7 +212,7 @@ CASES = {
         "--controller.probe-batch group with agent(s) ['sac']",
     ),
     "group probing on a sharded backbone": (
-        ["--controller.probe-batch", "group", "--strategy", "fsdp"],
+        ["--agent", "grpo", "--controller.probe-batch", "group", "--strategy", "fsdp"],
         "--controller.probe-batch group with --strategy fsdp",
     ),
 }

@@ -499,7 +499,10 @@ def test_the_main_job_killed_in_each_write_resumes_to_a_whole_run(
     metrics = json.loads((run / "metrics.json").read_text())
     controller = json.loads((run / "controller.json").read_text())
     assert metrics["learned_ratio"] == controller["learned_ratio"] and metrics["resumed"]
-    assert {"mu", "sigma", "config"} <= set(json.loads((run / "agent.json").read_text()))
+    # the default agent's (Thompson's) state: its probes, its round and its sampling stream
+    assert {"ratios", "losses", "round", "rng", "config"} <= set(
+        json.loads((run / "agent.json").read_text())
+    )
     assert load_file(run / "adapter" / "adapter_model.safetensors")
     assert json.loads((run / "adapter" / "adapter_config.json").read_text())["r"] > 0
 

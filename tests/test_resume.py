@@ -76,7 +76,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(reference_run, isolated
     ref_hist = (reference_run / "history.jsonl").read_text().splitlines()
     got_hist = (run / "history.jsonl").read_text().splitlines()
     assert got_hist == ref_hist  # no lost, duplicated or altered round
-    tags = ("controller/committed_ratio", "controller/mu", "losses/train", "eval/em")
+    tags = ("controller/committed_ratio", "controller/learned_ratio", "losses/train", "eval/em")
     for tag in tags:
         got_s, ref_s = _scalars(run, tag), _scalars(reference_run, tag)
         assert got_s == ref_s, tag

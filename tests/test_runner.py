@@ -37,6 +37,8 @@ def two_runs(isolated_cache, tiny_backbone_dir, tmp_path_factory):
             "--run-name",
             name,
             "--export-merged",
+            "--agent",  # the GRPO controller writes the most state (mu, sigma, its tags)
+            "grpo",
             cache=isolated_cache,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -246,3 +248,22 @@ def test_multi_run_runners_refuse_a_launcher(runner, tmp_path):
     assert proc.returncode == 2
     assert "WORLD_SIZE=2" in proc.stderr and "fix:" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "agent"),
+    [([], "thompson"), (["--method", "paper"], "grpo"), (["--agent", "random"], "random")],
+)
+def test_the_default_agent_follows_the_method(flags, agent, monkeypatch, capsys, tmp_path):
+    """No --agent: Thompson under the default method, the paper's GRPO under --method paper."""
+    from helpers.runners import load_runner
+
+    from grasp_env.runs.cli import run_cli
+
+    train_agent = load_runner("train_agent")
+    argv = ["train_agent.py", "--preset", "tiny", "--dry-run", "--out-dir", str(tmp_path), *flags]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(train_agent.main, train_agent.Args)
+    assert exit_info.value.code == 0
+    assert json.loads(capsys.readouterr().out)["agent"] == agent

@@ -183,6 +183,7 @@ class _Training:
         self.dev_losses = [(int(s), float(v)) for s, v in saved["dev_losses"]]
         self.train_losses = list(saved["train_losses"])
         self.seconds_before, self.resumed = float(saved["seconds"]), True
+        self.stopped = bool(self.patience and self.bad_evals >= self.patience)
 
     def save(self, folder: Path) -> None:
         """Complete a Trainer checkpoint: this state, written last and whole."""
@@ -374,8 +375,15 @@ def train_lora(
 
         trainer.remove_callback(PrinterCallback)  # it prints every log line otherwise
     try:
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        steps = trainer.state.global_step
+        saved_step = int(resume_from.name.removeprefix("checkpoint-")) if resume_from else 0
+        if resume_from is not None and (training.stopped or saved_step >= recipe.max_steps):
+            # the run had ended (early stop or its last step) when this checkpoint was written:
+            # the Trainer would still take one more step from it, and another adapter than the
+            # uninterrupted run's would come out; the checkpoint already holds the result
+            steps = saved_step
+        else:
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            steps = trainer.state.global_step
     finally:
         if log_dir is not None and dist.is_main() and (output_dir / "runs").is_dir():
             import shutil
