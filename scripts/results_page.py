@@ -24,9 +24,9 @@ PAIRS = tuple(DEFAULT_PAIRS)
 ORDER = (
     "grid",
     "grid-best-test",
+    "thompson",
     "grpo",
     "grpo (paper)",
-    "thompson",
     "amortised",
     "random",
     "zero_shot",
@@ -42,9 +42,9 @@ ORDER = (
 LABELS = {
     "grid": "8-point grid, dev-selected",
     "grid-best-test": "grid point with the best mean test score (oracle)",
-    "grpo": "GRASP, default method (GRPO controller)",
+    "grpo": "GRASP, GRPO controller (default method's settings)",
     "grpo (paper)": "GRASP, `--method paper`",
-    "thompson": "GRASP, Thompson controller",
+    "thompson": "GRASP, Thompson controller (the default)",
     "amortised": "GRASP, amortised controller (PPO policy trained on the surrogate)",
     "random": "GRASP loop, random proposals",
     "zero_shot": "zero-shot (no adapter)",
@@ -131,8 +131,8 @@ def _verdict(diffs: list[float]) -> str:
 
 
 def grasp_against_each(methods: dict, metric: str) -> list[str]:
-    """GRASP (default and paper) minus every other row, seed by seed."""
-    mine = [m for m in ("grpo", "grpo (paper)") if m in methods]
+    """GRASP (Thompson, the default; GRPO; the paper's method) minus every row, seed by seed."""
+    mine = [m for m in ("thompson", "grpo", "grpo (paper)") if m in methods]
     if not mine:
         return []
     score = {m: [r["test"][metric] for r in methods[m]["per_seed"]] for m in methods}

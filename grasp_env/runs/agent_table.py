@@ -8,7 +8,7 @@ documented there). Every episode runs on the registered environment
 (`agents.make_agent(name, env, seed=seed, config=cfg)`):
 
 - every name of `agents.AGENT_NAMES` but `fixed` (the static ratios below replace it): `grpo`
-  (the default GRPO controller), `thompson` (`agents.bayes.ThompsonController`), the SB3
+  (the GRPO controller, default method), `thompson` (`agents.bayes.ThompsonController`), the SB3
   algorithms `ppo`, `a2c`, `sac`, `td3`, `tqc`, `random` (`RandomAgent`) and `optuna` (TPE);
 - `grpo-paper`: `make_agent("grpo", ..., config=ExperimentConfig.from_preset(method="paper"))`,
   the paper's controller in the paper's env settings (reference update, centred advantages, its
@@ -783,7 +783,8 @@ def _describe(payload: dict) -> list[str]:
         "(the seeded reset starts the instance).",
         "- Agents (configured p* rule in brackets; the headline scores each agent by it): "
         + "; ".join(f"`{a}` ({configured[a]})" for a in s["agents"] if a in configured)
-        + ". `grpo` = the default GRPO controller (natural-gradient update), `grpo-paper` = "
+        + ". `grpo` = the GRPO controller under the default method (natural-gradient update), "
+        "`grpo-paper` = "
         "`make_agent('grpo', ..., config=ExperimentConfig.from_preset(method='paper'))`: the "
         "paper's policy update and its env settings (committed mask at the candidate's ratio, "
         "p* = the best single reward), `thompson` = `agents.bayes.ThompsonController` (p* = "
@@ -865,7 +866,8 @@ def report(payload: dict, out: Path) -> str:
             ]
     thompson = thompson_summary(s)
     if thompson:
-        lines += ["## Thompson controller's targets (`spline_recent`)", "", *thompson, ""]
+        title = "## The default controller's targets (Thompson, `spline_recent`)"
+        lines += [title, "", *thompson, ""]
         for rounds in s["budgets"]:
             if f"{rounds}|all|thompson" in s["table"]:
                 lines += [f"### Targets ({rounds} rounds)", "", *verdicts(s, rounds), ""]
