@@ -219,14 +219,15 @@ def report(records: list[dict]) -> str:
     """Markdown: per pair, the dev-selected test metric of each stack and their paired gap."""
     lines = [
         "| pair | metric | loop (grid-selected) | Trainer (grid-selected) | paired diff | "
-        "per-point paired diff | train s loop / Trainer (median ratio) |",
-        "|---|---|---|---|---|---|---|",
+        "per-point paired diff | per-point paired diff, test NLL | "
+        "train s loop / Trainer (median ratio) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for pair in dict.fromkeys(r["pair"] for r in records):
         mine = [r for r in records if r["pair"] == pair]
         metric = "em" if pair.startswith("qa") else "rouge_l"
         selected = {"loop": [], "trainer": []}
-        diffs, ratios = [], []
+        diffs, nll_diffs, ratios = [], [], []
         for seed in dict.fromkeys(r["seed"] for r in mine):
             for stack in selected:
                 pts = [r for r in mine if r["seed"] == seed and r["stack"] == stack]
@@ -242,16 +243,18 @@ def report(records: list[dict]) -> str:
                     if (r["seed"], r["ratio"], r["stack"]) == (seed, ratio, "trainer")
                 )
                 diffs.append(b["test"][metric] - a["test"][metric])
+                nll_diffs.append(b["test_loss"] - a["test_loss"])
                 ratios.append(a["train_s"] / b["train_s"])
         gap = [t - s for s, t in zip(selected["loop"], selected["trainer"], strict=True)]
 
-        def ms(v: list[float]) -> str:
+        def ms(v: list[float], digits: int = 2, sign: str = "+") -> str:
             sd = statistics.stdev(v) if len(v) > 1 else 0.0
-            return f"{statistics.mean(v):.2f} +- {sd:.2f}"
+            return f"{statistics.mean(v):{sign}.{digits}f} +- {sd:.{digits}f}"
 
         lines.append(
-            f"| {pair} | {metric} | {ms(selected['loop'])} | {ms(selected['trainer'])} | "
-            f"{ms(gap)} | {ms(diffs)} | {statistics.median(ratios):.3f} |"
+            f"| {pair} | {metric} | {ms(selected['loop'], sign='')} | "
+            f"{ms(selected['trainer'], sign='')} | "
+            f"{ms(gap)} | {ms(diffs)} | {ms(nll_diffs, 4)} | {statistics.median(ratios):.3f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -171,3 +171,28 @@ def test_a_continuation_carries_optimizer_mask_stash_and_row_position(backbone, 
     assert steps == {4}
     for n in params:
         assert torch.equal(state.stash[n][~state.keep[n]], pruned_values[n])
+
+
+def test_the_cheap_bookkeeping_returns_what_upstream_logs(backbone, splits):
+    """The Trainer's FLOP count and logged gradient norm, taken cheaply, equal upstream's."""
+    from accelerate import Accelerator
+    from transformers import Trainer
+
+    from grasp_env.lm.batches import answer_loss
+    from grasp_env.lm.trainer import _make_classes, _Training
+
+    base, tok = backbone
+    train, _ = splits
+    model = _random(base, 5)
+    batch = collate(train.encodings[:4], tok.pad_token_id)
+    answer_loss(model, batch).backward()
+    trainer_class, _ = _make_classes()
+    trainer = object.__new__(trainer_class)  # only what the two methods read, no training set-up
+    trainer.model, trainer.accelerator, trainer._flop_params = model, Accelerator(cpu=True), None
+    trainer._mixed_mesh_grads = None
+    trainer.training = _Training(lora_parameters(model), None, None, None, 0)
+    ours, upstream = trainer._get_grad_norm(model), Trainer._get_grad_norm(trainer, model)
+    assert float(ours) > 0 and torch.allclose(ours, upstream)
+    flops = Trainer.floating_point_ops(trainer, batch)
+    assert flops > 0 and trainer.floating_point_ops(batch) == flops
+    assert trainer.floating_point_ops(batch) == flops  # the cached count
