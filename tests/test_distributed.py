@@ -77,7 +77,6 @@ def _main_job_on_two_processes(out, name, cache, *extra):
     return proc, metrics
 
 
-@pytest.mark.slow  # the sharded main job below takes the same launcher path
 def test_the_main_job_on_two_processes(isolated_cache, tiny_backbone_dir, tmp_path):
     from peft import PeftModel
 
