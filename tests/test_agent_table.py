@@ -156,3 +156,27 @@ def test_merge_keeps_a_repeated_episode_once_and_refuses_a_different_one(written
     other["episodes"][0]["regret"]["spline"] += 0.5
     with pytest.raises(ValueError, match="disagree"):
         table.merge([payload, other])
+
+
+def test_the_per_instance_table_matches_the_episodes(written):
+    """scripts/agent_table_instances.py: one row per instance, the agent's own rule's mean."""
+    spec = importlib.util.spec_from_file_location(
+        "agent_table_instances", ROOT / "scripts" / "agent_table_instances.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script  # its dataclass resolves annotations through sys.modules
+    try:
+        spec.loader.exec_module(script)
+    finally:
+        sys.modules.pop(spec.name, None)
+    payload, _ = written
+    family = payload["episodes"][0]["family"]
+    lines = script.rows(payload, (family,), ("thompson",))
+    rule = payload["configured_rule"]["thompson"]
+    eps = [e for e in payload["episodes"] if e["family"] == family and e["agent"] == "thompson"]
+    instances = {e["instance"] for e in eps}
+    assert len(lines) == 2 + len(instances) * len(payload["config"]["rounds"])
+    mean = np.mean([100 * e["regret"][rule] for e in eps if e["instance"] == min(instances)])
+    assert f"| {mean:.2f} (" in lines[2]
+    with pytest.raises(SystemExit, match="no episodes"):
+        script.rows(payload, ("no_such_family",), ("thompson",))
