@@ -181,6 +181,8 @@ def test_the_cheap_bookkeeping_returns_what_upstream_logs(backbone, splits):
     from grasp_env.lm.batches import answer_loss
     from grasp_env.lm.trainer import _make_classes, _Training
 
+    if not hasattr(Trainer, "_get_grad_norm"):
+        pytest.skip("this transformers has no Trainer._get_grad_norm: the override is not called")
     base, tok = backbone
     train, _ = splits
     model = _random(base, 5)
@@ -195,4 +197,5 @@ def test_the_cheap_bookkeeping_returns_what_upstream_logs(backbone, splits):
     assert float(ours) > 0 and torch.allclose(ours, upstream)
     flops = Trainer.floating_point_ops(trainer, batch)
     assert flops > 0 and trainer.floating_point_ops(batch) == flops
-    assert trainer.floating_point_ops(batch) == flops  # the cached count
+    model.num_parameters = None  # counted once: a second count would fail here
+    assert trainer.floating_point_ops(batch) == flops

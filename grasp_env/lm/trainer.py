@@ -224,8 +224,19 @@ def _make_classes() -> tuple[type, type]:
 
         def _get_grad_norm(self, model, grad_norm=None):
             # upstream takes the logged norm over model.parameters(), the frozen backbone's
-            # too; only the LoRA tensors have gradients, so their norm is the same number
-            if grad_norm is not None or dist.is_sharded(model):
+            # too; only the LoRA tensors have gradients, so their norm is the same number.
+            # Upstream's own path where it does more than a norm: a sharded backbone, loss
+            # scaling (fp16 unscales first), XLA or DeepSpeed.
+            from accelerate.utils import DistributedType
+
+            plain = (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
+            acc = self.accelerator
+            if (
+                grad_norm is not None
+                or dist.is_sharded(model)
+                or getattr(acc, "scaler", None) is not None
+                or acc.distributed_type not in plain
+            ):
                 return super()._get_grad_norm(model, grad_norm)
             import torch
 
@@ -408,13 +419,18 @@ def train_lora(
             # uninterrupted run's would come out; the checkpoint already holds the result
             steps = saved_step
         else:
-            # accelerate runs a full gc.collect() as training starts; the objects that exist
-            # before the run (datasets, the backbone's modules) need no scan for cycles
-            gc.freeze()
+            # accelerate runs a full gc.collect() as training starts; on the CPU the objects
+            # that exist before the run (datasets, the backbone's modules) need no scan for
+            # cycles. Not on an accelerator, where that collection frees the device memory a
+            # previous run's garbage holds; and never inside a caller's own freeze.
+            freeze = device.type == "cpu" and gc.get_freeze_count() == 0
+            if freeze:
+                gc.freeze()
             try:
                 trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
             finally:
-                gc.unfreeze()
+                if freeze:
+                    gc.unfreeze()
             steps = trainer.state.global_step
     finally:
         if log_dir is not None and dist.is_main() and (output_dir / "runs").is_dir():
