@@ -208,9 +208,9 @@ def _make_classes() -> tuple[type, type]:
             self.eval_rows_per_batch, self.row_sampler = eval_batch_size, sampler
             self._flop_params: int | None = None
 
-        # The two overrides below keep the Trainer's bookkeeping as cheap as the package's
-        # former loop (a paired, alternating timing found the Trainer 7-10% slower per final
-        # run on the default preset; docs/BENCHMARKS.md): both return the numbers upstream
+        # The two overrides below cut the Trainer's bookkeeping (a paired, alternating timing
+        # found it 7-10% slower per final run than the package's former loop on the default
+        # preset, 2-5% after these; docs/BENCHMARKS.md): both return the numbers upstream
         # logs, without walking every module of the backbone at every step.
 
         def floating_point_ops(self, inputs):
