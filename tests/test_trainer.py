@@ -198,4 +198,60 @@ def test_the_cheap_bookkeeping_returns_what_upstream_logs(backbone, splits):
     flops = Trainer.floating_point_ops(trainer, batch)
     assert flops > 0 and trainer.floating_point_ops(batch) == flops
     model.num_parameters = None  # counted once: a second count would fail here
-    assert trainer.floating_point_ops(batch) == flops
+    try:
+        assert trainer.floating_point_ops(batch) == flops
+    finally:
+        del model.num_parameters  # the PEFT wrapper is shared with the tests that follow
+
+
+def test_training_forwards_run_in_train_mode_and_dev_forwards_in_eval_mode(backbone, splits):
+    """The cheap per-step mode switch keeps the modes right: dropout on in training only."""
+    base, tok = backbone
+    train, dev = splits
+    model = _random(base, 6)
+    seen = []
+
+    def record(module, args):
+        modes = {m.training for m in model.modules()}
+        seen.append((torch.is_grad_enabled(), modes))
+
+    hook = model.base_model.model.register_forward_pre_hook(record)
+    try:
+        model.eval()  # a caller's mode before the run must not leak into the training steps
+        train_lora(model, train, dev, RECIPE, 0, tok.pad_token_id)
+    finally:
+        hook.remove()
+    steps = [modes for grad, modes in seen if grad]
+    evals = [modes for grad, modes in seen if not grad]
+    assert len(steps) == RECIPE.max_steps and evals
+    assert all(modes == {True} for modes in steps)
+    assert all(modes == {False} for modes in evals)
+    # the per-run shortcuts are gone afterwards: the model's own methods again
+    assert "train" not in vars(model) and "zero_grad" not in vars(model)
+
+
+def test_lean_mode_switches_skip_only_a_repeated_train_and_clear_lora_gradients(backbone, splits):
+    from grasp_env.lm.batches import answer_loss
+    from grasp_env.lm.trainer import _lean_mode_switches
+
+    base, tok = backbone
+    train, _ = splits
+    model = _random(base, 7)
+    params = lora_parameters(model)
+    some_module = next(m for m in model.modules() if m is not model)
+    with pytest.raises(RuntimeError), _lean_mode_switches(model, params):
+        model.eval()
+        assert not any(m.training for m in model.modules())
+        model.train()  # a real switch: every module follows
+        assert all(m.training for m in model.modules())
+        some_module.eval()
+        model.train()  # already training: returns at once, no walk over the modules
+        assert not some_module.training
+        answer_loss(model, collate(train.encodings[:2], tok.pad_token_id)).backward()
+        assert all(p.grad is not None for p in params.values())
+        model.zero_grad()
+        assert all(p.grad is None for p in params.values())
+        raise RuntimeError("the shortcuts go even when the run fails")
+    assert "train" not in vars(model) and "zero_grad" not in vars(model)
+    model.train()  # the model's own train walks again
+    assert some_module.training

@@ -27,7 +27,8 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,6 +295,42 @@ def _make_classes() -> tuple[type, type]:
     return LoraTrainer, GraspCallback
 
 
+@contextmanager
+def _lean_mode_switches(model: Any, params: dict[str, Any]) -> Iterator[None]:
+    """For one fine-tune: the Trainer's per-step `model.train()` and `model.zero_grad()`, cheap.
+
+    Upstream calls `model.train()` before every step and `model.zero_grad()` after it. Both walk
+    the whole backbone (141 modules and 54 parameters on the default preset: 0.44 ms and 0.21 ms
+    a step on one core, about 1% of a final run), although in a LoRA fine-tune the mode changes
+    only around the dev evaluation and only the LoRA tensors hold gradients. While this is
+    active, `model.train()` returns at once when the model is already training (any other
+    switch, `eval()` included, runs the model's own `train`), and `model.zero_grad()` drops the
+    gradients of `params` (the optimizer's tensors). Instance attributes shadow the two methods
+    for the run's duration and are removed after it, whatever happens.
+    """
+    own_train = model.train
+
+    def train(mode: bool = True) -> Any:
+        if mode and model.training:
+            return model
+        return own_train(mode)
+
+    def zero_grad(set_to_none: bool = True) -> None:
+        for p in params.values():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            else:
+                p.grad.detach_().zero_()
+
+    model.train, model.zero_grad = train, zero_grad
+    try:
+        yield
+    finally:
+        del model.train, model.zero_grad
+
+
 def latest_checkpoint(directory: Path) -> Path | None:
     """The newest complete Trainer checkpoint under `directory` (None if there is none)."""
     if not directory.is_dir():
@@ -424,10 +461,13 @@ def train_lora(
             # cycles. Not on an accelerator, where that collection frees the device memory a
             # previous run's garbage holds; and never inside a caller's own freeze.
             freeze = device.type == "cpu" and gc.get_freeze_count() == 0
+            sharded = dist.is_sharded(model)  # FSDP owns its parameters and their gradients
+            lean = nullcontext() if sharded else _lean_mode_switches(model, params)
             if freeze:
                 gc.freeze()
             try:
-                trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+                with lean:
+                    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
             finally:
                 if freeze:
                     gc.unfreeze()
