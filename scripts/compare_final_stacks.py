@@ -220,7 +220,7 @@ def report(records: list[dict]) -> str:
     lines = [
         "| pair | metric | loop (grid-selected) | Trainer (grid-selected) | paired diff | "
         "per-point paired diff | per-point paired diff, test NLL | "
-        "train s loop / Trainer (median ratio) |",
+        "train s loop / Trainer: median ratio (mean +- s.e.; pairs with the Trainer slower) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for pair in dict.fromkeys(r["pair"] for r in records):
@@ -254,9 +254,19 @@ def report(records: list[dict]) -> str:
         lines.append(
             f"| {pair} | {metric} | {ms(selected['loop'], sign='')} | "
             f"{ms(selected['trainer'], sign='')} | "
-            f"{ms(gap)} | {ms(diffs)} | {ms(nll_diffs, 4)} | {statistics.median(ratios):.3f} |"
+            f"{ms(gap)} | {ms(diffs)} | {ms(nll_diffs, 4)} | {_time_ratios(ratios)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _time_ratios(ratios: list[float]) -> str:
+    """Paired loop / Trainer seconds: median, mean +- standard error, and the Trainer's losses."""
+    se = statistics.stdev(ratios) / math.sqrt(len(ratios)) if len(ratios) > 1 else 0.0
+    slower = sum(r < 1 for r in ratios)
+    return (
+        f"{statistics.median(ratios):.3f} ({statistics.mean(ratios):.3f} +- {se:.3f}; "
+        f"{slower} of {len(ratios)})"
+    )
 
 
 if __name__ == "__main__":

@@ -211,8 +211,9 @@ def _make_classes() -> tuple[type, type]:
 
         # The two overrides below cut the Trainer's bookkeeping (a paired, alternating timing
         # found it 7-10% slower per final run than the package's former loop on the default
-        # preset, 2-5% after these; docs/BENCHMARKS.md): both return the numbers upstream
-        # logs, without walking every module of the backbone at every step.
+        # preset; with these, the gc freeze and `_lean_mode_switches`, the two take the same
+        # time within 1%: docs/BENCHMARKS.md): both return the numbers upstream logs, without
+        # walking every module of the backbone at every step.
 
         def floating_point_ops(self, inputs):
             # upstream counts the model's parameters anew at every step; the count is fixed
