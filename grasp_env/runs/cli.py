@@ -121,6 +121,10 @@ def run_cli(main: Callable[..., int], args_type: type, launchable: bool = True) 
             args, defaults = parse(args_type)
         else:
             args, defaults = tyro.cli(args_type), None
+        if experiment:
+            from grasp_env.runs.allocator import keep_freed_memory
+
+            keep_freed_memory()  # CPU runs only: freed pages are reused, not faulted in again
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if not launchable and world > 1:
             raise ValueError(

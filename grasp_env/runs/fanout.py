@@ -78,7 +78,10 @@ def prepared(key: str, build: Callable[[], Any]) -> Any:
 def _in_worker(fn: Callable[[Any], Any], item: Any, threads: int) -> Any:
     import torch
 
+    from grasp_env.runs.allocator import keep_freed_memory
+
     torch.set_num_threads(threads)
+    keep_freed_memory()  # as in the driver (run_cli): a worker is a process of its own
     return fn(item)
 
 
