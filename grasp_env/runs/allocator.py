@@ -2,7 +2,7 @@
 
 By default glibc gives large freed blocks back to the kernel (they are mmapped, or trimmed off
 the top of the heap) and the next training step, probe or decoding batch faults the same pages
-in again, zero-filled by the kernel: on the default preset 0.3-0.9 million page faults and
+in again, zero-filled by the kernel: on the default preset 0.2-0.9 million page faults and
 1-2 s of system time per final run of 13 s, more as the process lives on. With the mmap
 threshold raised to 1 GiB and trimming off, the pages stay in the heap and are reused. Measured
 on 2 cores (docs/BENCHMARKS.md, "Page faults on the CPU"): the main job's wall time 7% lower
