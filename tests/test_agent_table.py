@@ -187,3 +187,42 @@ def test_the_per_instance_table_matches_the_episodes(written):
     assert f"| {mean:.2f} (" in lines[2]
     with pytest.raises(SystemExit, match="no episodes"):
         script.rows(payload, ("no_such_family",), ("thompson",))
+
+
+@pytest.mark.parametrize(
+    ("mean", "floor", "view", "state", "goal"),
+    [
+        (0.009, 0.002, 0.004, "met", 0.01),  # under the target
+        (0.012, 0.002, 0.004, "missed", 0.01),  # over it, floors far below: the target binds
+        (0.012, 0.009, 0.002, "floor", 0.014),  # over it, within 0.5 points of the floor
+        (0.016, 0.002, 0.009, "missed", 0.014),  # the view floor counts as well
+    ],
+)
+def test_a_family_verdict_takes_the_laxer_goal_and_says_how_far_off(mean, floor, view, state, goal):
+    v = table.verdict(mean, 0.001, 0.01, floor, view)
+    assert v.state == state
+    assert v.goal == pytest.approx(goal)
+    assert v.excess_se == pytest.approx((mean - goal) / 0.001)
+    text = v.text(mean)
+    assert text.startswith({"met": "yes", "floor": "within", "missed": "no:"}[state])
+    if state == "missed":
+        assert f"{100 * goal:.2f}" in text and f"{v.excess_se:.1f} s.e." in text
+
+
+def test_the_half_of_random_summary_judges_only_where_random_is_at_least_one_percent():
+    cell = lambda m: {"spline_recent": [m, 0.001]}  # noqa: E731
+    s = {
+        "families": ["a", "b", "c"],
+        "table": {
+            "6|a|thompson": cell(0.004),
+            "6|a|random": cell(0.010),  # 0.40: met
+            "6|b|thompson": cell(0.009),
+            "6|b|random": cell(0.012),  # 0.75: missed
+            "6|c|thompson": cell(0.009),
+            "6|c|random": cell(0.005),  # random < 1%: not judged
+        },
+    }
+    line = table.half_of_random_summary(s, 6)
+    assert "met on 1 of 2 (a 0.40)" in line
+    assert "missed on b 0.75" in line
+    assert " c " not in line
