@@ -786,7 +786,10 @@ def half_of_random_summary(s: dict, rounds: int) -> str:
         if th and rnd and rnd["spline_recent"][0] >= PROBES_MATTER:
             both.append((f, th["spline_recent"][0] / rnd["spline_recent"][0]))
     if not both:
-        return f"- {rounds} rounds, at most half of random's regret: random was not run."
+        return (
+            f"- {rounds} rounds, at most half of random's regret: no family where random ran "
+            f"and its regret is >= {100 * PROBES_MATTER:g}%."
+        )
     met = [f"{f} {r:.2f}" for f, r in both if r <= HALF_OF_RANDOM]
     missed = [f"{f} {r:.2f}" for f, r in both if r > HALF_OF_RANDOM]
     return (
