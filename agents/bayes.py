@@ -9,7 +9,11 @@ measured with, draws last-round curves from the fit's Gaussian posterior and pro
 argmins (Thompson sampling: probes go where the optimum may be, in proportion to how likely it
 is there), while one probe per round keeps exploring along a golden-ratio sequence over
 [p_min, p_max] (so a curve that moves, or a second basin, is not missed). The first round is
-space-filling. Its p* is the 'spline_recent' rule (`grasp_env.pstar.fit_spline_recent`).
+space-filling. A round's second posterior probe brackets: it goes beside its draw's argmin, by
+2.5 posterior sds of the argmin (`bracket`), because where a minimum is flat the slopes beside
+it say where it is and a probe at the argmin sees a flat curve (Thompson sampling minimises
+the regret of the probes themselves; here only p*'s regret counts). Its p* is the
+'spline_recent' rule (`grasp_env.pstar.fit_spline_recent`).
 Opt-in probe allocations, off by default because none lowered the train instances' regret
 (docs/results/controller_v2.md): top-two Thompson sampling (`top_two`), a probe at the
 posterior mean's argmin (`greedy`) and no exploring probe in the budget's last rounds
@@ -45,6 +49,9 @@ __all__ = ["ThompsonConfig", "ThompsonController", "golden_points", "plan_round"
 # ThompsonConfig lives in the config tree (grasp_env.config) and is re-exported here.
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+BRACKET_MAX = 0.15
+"""The farthest a bracketing probe goes from its draw's argmin (ratio units): beyond about
+0.15 a spline's slopes no longer describe the minimum's neighbourhood."""
 
 
 def golden_points(offset: float, start: int, count: int, p_min: float, p_max: float) -> list[float]:
@@ -219,15 +226,33 @@ class ThompsonController:
 
         A probe is a Thompson draw's argmin (the leader), replaced with probability
         1 - `top_two` by a challenger (`SplinePosterior.sample_challenger`: a draw whose argmin
-        lies in another region), as top-two Thompson sampling does.
+        lies in another region), as top-two Thompson sampling does. With `bracket` > 0 every
+        probe after the first is moved to one side of its argmin (sides alternate round by
+        round) by `bracket` posterior sds of the argmin: the slopes beside a flat minimum say
+        where it is, and a sharp, certain minimum keeps its probes.
         """
+        offset = self._bracket_offset(post) if self.config.bracket else 0.0
         out = []
-        for _ in range(n):
+        for i in range(n):
             leader = float(post.sample_argmins(self.rng, 1)[0])
             if self.config.top_two < 1.0 and self.rng.random() >= self.config.top_two:
                 leader = post.sample_challenger(self.rng, leader)
+            if i and offset:
+                leader = self._beside(leader, offset, self.round + i)
             out.append(leader)
         return out
+
+    def _bracket_offset(self, post: Any) -> float:
+        """`bracket` x the sd of 32 posterior argmins, at most BRACKET_MAX (ratio units)."""
+        spread = float(np.std(post.sample_argmins(self.rng, 32)))
+        return min(self.config.bracket * spread, BRACKET_MAX)
+
+    def _beside(self, ratio: float, offset: float, parity: int) -> float:
+        """`ratio` moved by `offset` to the side `parity` names (the other one at a bound)."""
+        step = offset if parity % 2 else -offset
+        if not self.p_min <= ratio + step <= self.p_max:
+            step = -step
+        return float(np.clip(ratio + step, self.p_min, self.p_max))
 
     def predict(self, obs: Any = None, deterministic: bool = False) -> tuple[np.ndarray, None]:
         """SB3-style (action, state): the round's next candidate (deterministic: the p* now)."""

@@ -534,6 +534,15 @@ class ThompsonConfig:
     challenger, the argmin of a further draw more than the p* rule's support half-width
     (0.05) away; 1: plain Thompson sampling. Off: 0.5 changed nothing measurable on the
     train instances (docs/results/controller_v2.md)."""
+    bracket: float = 2.5
+    """Posterior probes after a round's first go to one side of their draw's argmin (sides
+    alternating round by round), by this many posterior standard deviations of the argmin, at
+    most 0.15 (0: every probe at its draw's argmin, plain Thompson sampling). Where a minimum
+    is flat and uncertain, the slopes beside it say where it is and a probe at the argmin sees
+    a flat curve; where it is sharp and certain, the offset shrinks to nothing. 2.5 was chosen
+    on the train instances and a study set of moving curves (1.5, 2.5 and 3.5 tried, 30 seeds)
+    and then scored once on the test instances and the four live pairs
+    (docs/results/controller_v2.md, "Bracketing probes")."""
 
     def __post_init__(self) -> None:
         _positive_int(self, "explore", "opening_rounds", "exploit_rounds", "greedy", zero_ok=True)
@@ -541,6 +550,7 @@ class ThompsonConfig:
         if not (isinstance(self.top_two, int | float) and 0.0 <= self.top_two <= 1.0):
             raise _bad(self, "top_two", "give a probability in [0, 1]")
         _finite(self, "ahead", "min_gap", nonnegative=True)
+        _finite(self, "bracket", nonnegative=True)
         for name in ("jitter", "walk", "age_noise"):
             values = getattr(self, name)
             if not values or not all(isinstance(v, int | float) and v >= 0 for v in values):

@@ -3,8 +3,11 @@
     .venv/bin/python scripts/results_page.py
 
 Reads the live benchmarks (docs/results/live/<pair>/benchmark.json, written by
-scripts/live_benchmarks.sh) and the surrogate agent table (docs/results/agent_table.json,
-written by runners/agent_table.py), and writes docs/RESULTS.md and
+scripts/live_benchmarks.sh), the re-runs of a changed default controller on the same prepared
+state (docs/results/live-bracket/<pair>/benchmark.json, `runners/benchmark.py --grid-from`;
+their controller rows replace the older ones, which stay on the page under "(before
+bracketing)") and the surrogate agent table (docs/results/agent_table.json, written by
+runners/agent_table.py), and writes docs/RESULTS.md and
 docs/img/results-quality-cost.png. Every number on the page comes from those files; the
 commands that made them are on the page.
 """
@@ -20,11 +23,15 @@ from grasp_env.config import DEFAULT_PAIRS
 
 ROOT = Path(__file__).resolve().parents[1]
 LIVE = ROOT / "docs" / "results" / "live"
+RERUN = ROOT / "docs" / "results" / "live-bracket"
+"""Re-runs of the default controller after its bracketing probes became the default."""
+RERUN_SUFFIX = " (before bracketing)"
 PAIRS = tuple(DEFAULT_PAIRS)
 ORDER = (
     "grid",
     "grid-best-test",
     "thompson",
+    "thompson (before bracketing)",
     "grpo",
     "grpo (paper)",
     "amortised",
@@ -45,6 +52,8 @@ LABELS = {
     "grpo": "GRASP, GRPO controller (default method's settings)",
     "grpo (paper)": "GRASP, `--method paper`",
     "thompson": "GRASP, Thompson controller (the default)",
+    "thompson (before bracketing)": "GRASP, Thompson controller, plain draws (default until "
+    "2026-12-07)",
     "amortised": "GRASP, amortised controller (PPO policy trained on the surrogate)",
     "random": "GRASP loop, random proposals",
     "zero_shot": "zero-shot (no adapter)",
@@ -172,6 +181,28 @@ def plot(per_pair: dict[str, list[dict]], out: Path) -> None:
     plt.close(fig)
 
 
+def with_rerun(bench: dict, rerun: dict, pair: str) -> dict:
+    """`bench` with the controller rows of `rerun` (same prepared state) in place of its own.
+
+    The replaced rows stay, renamed with RERUN_SUFFIX. The prepared state's per-seed
+    fingerprints must agree (what `--grid-from` checked when the re-run was made).
+    """
+    if rerun.get("fingerprints") != bench.get("fingerprints"):
+        raise SystemExit(
+            f"{RERUN.name}/{pair}: its prepared state's fingerprints differ from "
+            f"{LIVE.name}/{pair}'s; fix: re-run it with "
+            f"--grid-from docs/results/{LIVE.name}/{pair}/benchmark.json"
+        )
+    methods = dict(bench["methods"])
+    for name, row in rerun["methods"].items():
+        if name in ("grid", "grid-best-test"):
+            continue  # the re-run's grid is the live run's, read back by --grid-from
+        if name in methods:
+            methods[name + RERUN_SUFFIX] = methods[name]
+        methods[name] = row
+    return {**bench, "methods": methods}
+
+
 def main() -> int:
     """Write docs/RESULTS.md and its plot."""
     sections, per_pair = [], {}
@@ -180,7 +211,11 @@ def main() -> int:
         if not path.is_file():
             sections += [f"### {pair}", "", f"Not measured yet (`{path.relative_to(ROOT)}`).", ""]
             continue
-        lines, points = pair_table(pair, json.loads(path.read_text()))
+        bench = json.loads(path.read_text())
+        rerun = RERUN / pair / "benchmark.json"
+        if rerun.is_file():
+            bench = with_rerun(bench, json.loads(rerun.read_text()), pair)
+        lines, points = pair_table(pair, bench)
         sections += lines + [""]
         per_pair[pair] = points
     if per_pair:

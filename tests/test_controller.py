@@ -6,7 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from agents.bayes import ThompsonConfig, ThompsonController, golden_points, plan_round
+from agents.bayes import (
+    BRACKET_MAX,
+    ThompsonConfig,
+    ThompsonController,
+    golden_points,
+    plan_round,
+)
 from grasp_env.pstar import (
     Probes,
     SplinePosterior,
@@ -194,15 +200,45 @@ def test_a_challenger_comes_from_the_other_basin_or_is_the_leader_when_settled()
 def test_top_two_replaces_leaders_by_challengers_and_one_is_plain_thompson():
     post = _bimodal_posterior()
     env = make_env(_INST, 6)
-    plain = ThompsonController(env, ThompsonConfig(), seed=5)
+    plain = ThompsonController(env, ThompsonConfig(bracket=0.0), seed=5)
     plain.rng = np.random.default_rng(9)
     draws = plain._thompson_draws(post, 4)
     assert draws == list(post.sample_argmins(np.random.default_rng(9), 4))  # the same stream
-    always = ThompsonController(env, ThompsonConfig(top_two=0.0), seed=5)
+    always = ThompsonController(env, ThompsonConfig(top_two=0.0, bracket=0.0), seed=5)
     for seed in range(10):
         always.rng = np.random.default_rng(seed)
         leader = float(post.sample_argmins(np.random.default_rng(seed), 1)[0])
         assert abs(always._thompson_draws(post, 1)[0] - leader) == pytest.approx(0.5)
+
+
+def test_bracketing_moves_every_probe_after_the_first_beside_its_argmin():
+    post = _bimodal_posterior()  # argmins at 0.2 or 0.7 (sd about 0.25); range [0.1, 0.8]
+    beside = ThompsonController(make_env(_INST, 6), ThompsonConfig(bracket=0.5), seed=5)
+    reflected = 0
+    for rnd in range(4):
+        for seed in range(5):
+            beside.rng, rng = np.random.default_rng(seed), np.random.default_rng(seed)
+            beside.round = rnd
+            probes = beside._thompson_draws(post, 3)
+            offset = min(0.5 * float(np.std(post.sample_argmins(rng, 32))), BRACKET_MAX)
+            argmins = [float(post.sample_argmins(rng, 1)[0]) for _ in range(3)]  # same stream
+            assert 0.1 < offset <= BRACKET_MAX
+            assert probes[0] == argmins[0]  # the round's first posterior probe is unmoved
+            for i in (1, 2):
+                step = offset if (rnd + i) % 2 else -offset  # sides alternate
+                if not 0.1 <= argmins[i] + step <= 0.8:
+                    step, reflected = -step, reflected + 1  # at a bound: the other side
+                assert probes[i] == pytest.approx(argmins[i] + step)
+    assert reflected > 0  # both branches were exercised
+
+
+def test_a_certain_minimum_keeps_its_bracketing_probes_at_the_argmin():
+    flat = _bimodal_posterior(noise=0.0)  # no posterior spread: every draw is the mean
+    mean = np.abs(flat.grid - 0.4)
+    sure = SplinePosterior(flat.grid, mean, flat.factor, flat.dense, 20, 1.0, 0.0, {})
+    agent = ThompsonController(make_env(_INST, 6), ThompsonConfig(bracket=2.5), seed=0)
+    agent.round = 1
+    assert agent._thompson_draws(sure, 3) == pytest.approx([0.4, 0.4, 0.4])
 
 
 def test_a_greedy_probe_goes_to_the_posterior_means_argmin():
@@ -238,3 +274,6 @@ def test_the_new_thompson_settings_are_checked():
         ThompsonConfig(greedy=-1)
     with pytest.raises(ValueError, match="exploit_rounds"):
         ThompsonConfig(exploit_rounds=-1)
+    for factor in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="bracket"):
+            ThompsonConfig(bracket=factor)

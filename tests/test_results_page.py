@@ -1,0 +1,41 @@
+"""scripts/results_page.py: a re-run of the default controller joins the live table honestly."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _page():
+    spec = importlib.util.spec_from_file_location(
+        "results_page", ROOT / "scripts" / "results_page.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bench(fingerprints, **methods):
+    return {"fingerprints": fingerprints, "methods": methods}
+
+
+def test_a_rerun_replaces_the_controller_rows_and_keeps_the_old_ones_renamed():
+    page = _page()
+    live = _bench(["a", "b"], grid={"g": 1}, thompson={"t": "old"}, grpo={"p": 1})
+    rerun = _bench(["a", "b"], grid={"g": "copy"}, thompson={"t": "new"})
+    merged = page.with_rerun(live, rerun, "qa-ar")
+    assert merged["methods"]["thompson"] == {"t": "new"}
+    assert merged["methods"]["thompson" + page.RERUN_SUFFIX] == {"t": "old"}
+    assert merged["methods"]["grid"] == {"g": 1}  # the live grid, not the re-run's copy
+    assert merged["methods"]["grpo"] == {"p": 1}
+    assert live["methods"]["thompson"] == {"t": "old"}  # the input is not modified
+
+
+def test_a_rerun_on_another_prepared_state_is_refused_with_the_fix():
+    page = _page()
+    with pytest.raises(SystemExit, match="fingerprints differ.*--grid-from"):
+        page.with_rerun(_bench(["a"], grid={}), _bench(["z"], thompson={}), "qa-ar")
