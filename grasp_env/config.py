@@ -525,14 +525,14 @@ class ThompsonConfig:
     greedy: int = 0
     """Probes per round (after the opening, taken from the Thompson probes) at the argmin of
     the posterior mean over the whole range: where p* would be if that region were probed
-    densely enough (the rule searches only where >= 4 probes lie within +-0.05), so the
+    densely enough (the rule searches only where >= 4 probes lie within +-0.071), so the
     controller confirms or refutes its own decision. Off: 1 changed nothing measurable on
     the train instances (docs/results/controller_v2.md)."""
     top_two: float = 1.0
     """Top-two Thompson sampling (Russo 2016, for identifying the best arm): the probability
     that a posterior probe goes to its draw's argmin (the leader) rather than to a
-    challenger, the argmin of a further draw more than the p* rule's support half-width
-    (0.05) away; 1: plain Thompson sampling. Off: 0.5 changed nothing measurable on the
+    challenger, the argmin of a further draw more than 0.05 (`fit_spline`'s support
+    half-width) away; 1: plain Thompson sampling. Off: 0.5 changed nothing measurable on the
     train instances (docs/results/controller_v2.md)."""
     bracket: float = 2.5
     """Posterior probes after a round's first go to one side of their draw's argmin (sides

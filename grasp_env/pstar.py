@@ -25,6 +25,7 @@ absorbing the training progress, and return the minimiser of f:
   run sees the end curve), a per-round smooth random function models the round-to-round
   change of the curve's shape (the real process's dominant noise: its probes are
   deterministic within a round), and the penalties and variance ratios are chosen by REML.
+  Its minimiser is searched where at least 4 probes lie within one knot spacing (+-0.071).
   Its Gaussian posterior also drives the Thompson-sampling controller (`agents.bayes`).
   Measured on the stand-ins of `grasp_env.surrogate` (runners/agent_table.py,
   docs/results/controller_study.md).
@@ -62,7 +63,15 @@ _GCV_GAMMA = 1.4
 noisy points; 1.4 is the usual correction (Kim & Gu 2004) and lowered the study's worst-cell
 regret (docs/BENCHMARKS.md)."""
 _SUPPORT_WIDTH, _SUPPORT_COUNT = 0.05, 4
-"""The minimiser is searched only where at least 4 probes lie within +-0.05."""
+"""`fit_spline`'s minimiser is searched only where at least 4 probes lie within +-0.05."""
+RECENT_SUPPORT_WIDTH = float(_KNOTS[1] - _KNOTS[0])
+"""`spline_posterior`'s p* is searched where at least 4 probes lie within one knot spacing
+(+-1/14 = +-0.071), the spline's own resolution. Bracketing probes (`agents.bayes`) spread a
+round's probes around the argmin, and at 6 rounds +-0.05 often left a minimum that the last
+rounds bracketed outside the search region. Chosen on the default controller's train probes
+and a study set of moving curves (30 seeds; +-0.06 and +-0.065 did as well; the former +-0.05 is
+`support_width=0.05`) and then scored once on the test instances
+(docs/results/controller_v2.md, "The search region after bracketing")."""
 
 
 @dataclass(frozen=True)
@@ -242,8 +251,9 @@ class SplinePosterior:
     factor: np.ndarray
     """F with mean + F @ z (z ~ N(0, I)) a draw of the curve on `grid`."""
     dense: np.ndarray
-    """Grid points with at least 4 probes within +-0.05, where p* is searched (as `fit_spline`
-    does: a sparsely probed stretch cannot produce a spurious minimum)."""
+    """Grid points with at least 4 probes within the support width (one knot spacing by
+    default), where p* is searched (as `fit_spline` does: a sparsely probed stretch cannot
+    produce a spurious minimum)."""
     n_points: int
     """Losses used."""
     penalty: float
@@ -304,6 +314,7 @@ def spline_posterior(
     walk_length: float | None = None,
     grid_points: int = 281,
     ahead: float = 0.0,
+    support_width: float = RECENT_SUPPORT_WIDTH,
 ) -> SplinePosterior | None:
     """The last round's curve from every probe: spline, round effects, drift, jitter; REML.
 
@@ -324,6 +335,7 @@ def spline_posterior(
       instead of `shape_kernel`); `age_noise` > 0 adds independent variance age_noise * a;
     - e: independent noise, variance sigma^2 (profiled out).
 
+    p* is searched where at least 4 probes lie within `support_width` (`SplinePosterior.dense`).
     With `ahead` > 0 the returned curve is f + ahead * h, the drift projected `ahead` run-
     lengths past the last round (a controller may aim its probes where the optimum is going).
 
@@ -416,22 +428,25 @@ def spline_posterior(
     cov_f = scale * pick @ np.linalg.inv(system) @ pick.T
     vals, vecs = np.linalg.eigh(0.5 * (cov_f + cov_f.T))
     factor = at @ (vecs * np.sqrt(np.clip(vals, 0.0, None)))
-    support = np.abs(x[None, :] - grid[:, None]) <= _SUPPORT_WIDTH
+    support = np.abs(x[None, :] - grid[:, None]) <= support_width
     dense = support.sum(axis=1) >= _SUPPORT_COUNT
     return SplinePosterior(
         grid, at @ (pick @ coef), factor, dense, n, hyper["penalty"], float(np.sqrt(scale)), hyper
     )
 
 
-def fit_spline_recent(probes: Probes, p_min: float, p_max: float) -> PstarFit | None:
+def fit_spline_recent(
+    probes: Probes, p_min: float, p_max: float, support_width: float = RECENT_SUPPORT_WIDTH
+) -> PstarFit | None:
     """Rule 'spline_recent': p* from the last round's curve (`spline_posterior`).
 
     The same call shape as `fit_spline`. The curve is the round-aware spline's (drift over the
     run, round-to-round shape change, REML-chosen smoothing); p* minimises its posterior mean
-    over [p_min, p_max] where at least 4 probes lie within +-0.05. With fewer than 4 distinct
-    ratios, `fit_quadratic`'s answer.
+    over [p_min, p_max] where at least 4 probes lie within `support_width` (one knot spacing,
+    +-0.071; the rule before 2026-12-07 used +-0.05). With fewer than 4 distinct ratios,
+    `fit_quadratic`'s answer.
     """
-    post = spline_posterior(probes, p_min, p_max)
+    post = spline_posterior(probes, p_min, p_max, support_width=support_width)
     if post is None:
         return fit_quadratic(probes, p_min, p_max)
     return PstarFit(post.ratio, post.grid, post.mean, post.n_points, post.penalty)

@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 
 from grasp_env.env import ControllerConfig, GraspLoRAEnv
-from grasp_env.pstar import Probes, bspline_basis, fit_quadratic, fit_spline, probes_of
+from grasp_env.pstar import (
+    RECENT_SUPPORT_WIDTH,
+    Probes,
+    bspline_basis,
+    fit_quadratic,
+    fit_spline,
+    fit_spline_recent,
+    probes_of,
+    spline_posterior,
+)
 from grasp_env.synthetic import Curve, SyntheticProcess
 
 
@@ -78,6 +87,22 @@ def test_spline_searches_only_where_the_run_probed_densely():
         np.append(probes.losses, probes.losses.min() - 1.0),
     )
     assert fit_spline(lone, 0.1, 0.8).ratio < 0.65
+
+
+def test_spline_recent_searches_within_one_knot_spacing():
+    # bracketed probes 0.07 either side of a minimum at 0.6: none lies within +-0.05 of it
+    rng = np.random.default_rng(3)
+    ratios = np.array([0.15, 0.3, 0.45, 0.75] + [0.53, 0.67] * 4)
+    rounds = np.array([0, 0, 0, 0] + [1, 1, 2, 2, 3, 3, 4, 4])
+    losses = (ratios - 0.6) ** 2 + 0.1 * rounds[::-1] / 4 + 1e-4 * rng.standard_normal(12)
+    probes = Probes(rounds, ratios, losses)
+    assert RECENT_SUPPORT_WIDTH == pytest.approx(1 / 14)
+    wide = spline_posterior(probes, 0.1, 0.8)
+    narrow = spline_posterior(probes, 0.1, 0.8, support_width=0.05)
+    at = int(np.argmin(np.abs(wide.grid - 0.6)))
+    assert wide.dense[at] and not narrow.dense[at]
+    assert fit_spline_recent(probes, 0.1, 0.8).ratio == pytest.approx(0.6, abs=0.01)
+    assert abs(fit_spline_recent(probes, 0.1, 0.8, support_width=0.05).ratio - 0.6) >= 0.0175
 
 
 def test_env_learns_a_known_optimum_with_the_default_rule():
