@@ -4,9 +4,10 @@
 
 Reads the live benchmarks (docs/results/live/<pair>/benchmark.json, written by
 scripts/live_benchmarks.sh), the re-runs of a changed default controller on the same prepared
-state (docs/results/live-bracket/<pair>/benchmark.json, `runners/benchmark.py --grid-from`;
-their controller rows replace the older ones, which stay on the page under "(before
-bracketing)") and the surrogate agent table (docs/results/agent_table.json, written by
+state (RERUNS: docs/results/live-bracket/ and live-support/<pair>/benchmark.json,
+`runners/benchmark.py --grid-from`; applied in order, their controller rows replace the older
+ones, which stay on the page under a suffix that names what changed) and the surrogate agent
+table (docs/results/agent_table.json, written by
 runners/agent_table.py), and writes docs/RESULTS.md and
 docs/img/results-quality-cost.png. Every number on the page comes from those files; the
 commands that made them are on the page.
@@ -23,14 +24,19 @@ from grasp_env.config import DEFAULT_PAIRS
 
 ROOT = Path(__file__).resolve().parents[1]
 LIVE = ROOT / "docs" / "results" / "live"
-RERUN = ROOT / "docs" / "results" / "live-bracket"
-"""Re-runs of the default controller after its bracketing probes became the default."""
-RERUN_SUFFIX = " (before bracketing)"
+RERUNS: tuple[tuple[Path, str], ...] = (
+    (ROOT / "docs" / "results" / "live-bracket", " (before bracketing)"),
+    (ROOT / "docs" / "results" / "live-support", " (p* within 0.05)"),
+)
+"""Re-runs of the default controller, oldest first, each with the suffix its predecessor's rows
+get: bracketing probes became the default, then spline_recent's wider search region."""
+RERUN_SUFFIX = RERUNS[-1][1]
 PAIRS = tuple(DEFAULT_PAIRS)
 ORDER = (
     "grid",
     "grid-best-test",
     "thompson",
+    "thompson (p* within 0.05)",
     "thompson (before bracketing)",
     "grpo",
     "grpo (paper)",
@@ -52,6 +58,8 @@ LABELS = {
     "grpo": "GRASP, GRPO controller (default method's settings)",
     "grpo (paper)": "GRASP, `--method paper`",
     "thompson": "GRASP, Thompson controller (the default)",
+    "thompson (p* within 0.05)": "GRASP, Thompson controller, bracketing, p* searched within "
+    "+-0.05 of 4 probes (default on 2026-12-07 until the wider search region)",
     "thompson (before bracketing)": "GRASP, Thompson controller, plain draws (default until "
     "2026-12-07)",
     "amortised": "GRASP, amortised controller (PPO policy trained on the surrogate)",
@@ -181,15 +189,17 @@ def plot(per_pair: dict[str, list[dict]], out: Path) -> None:
     plt.close(fig)
 
 
-def with_rerun(bench: dict, rerun: dict, pair: str) -> dict:
+def with_rerun(
+    bench: dict, rerun: dict, pair: str, suffix: str = RERUN_SUFFIX, folder: str = "live-support"
+) -> dict:
     """`bench` with the controller rows of `rerun` (same prepared state) in place of its own.
 
-    The replaced rows stay, renamed with RERUN_SUFFIX. The prepared state's per-seed
-    fingerprints must agree (what `--grid-from` checked when the re-run was made).
+    The replaced rows stay, renamed with `suffix`. The prepared state's per-seed fingerprints
+    must agree (what `--grid-from` checked when the re-run was made).
     """
     if rerun.get("fingerprints") != bench.get("fingerprints"):
         raise SystemExit(
-            f"{RERUN.name}/{pair}: its prepared state's fingerprints differ from "
+            f"{folder}/{pair}: its prepared state's fingerprints differ from "
             f"{LIVE.name}/{pair}'s; fix: re-run it with "
             f"--grid-from docs/results/{LIVE.name}/{pair}/benchmark.json"
         )
@@ -198,7 +208,7 @@ def with_rerun(bench: dict, rerun: dict, pair: str) -> dict:
         if name in ("grid", "grid-best-test"):
             continue  # the re-run's grid is the live run's, read back by --grid-from
         if name in methods:
-            methods[name + RERUN_SUFFIX] = methods[name]
+            methods[name + suffix] = methods[name]
         methods[name] = row
     return {**bench, "methods": methods}
 
@@ -212,9 +222,10 @@ def main() -> int:
             sections += [f"### {pair}", "", f"Not measured yet (`{path.relative_to(ROOT)}`).", ""]
             continue
         bench = json.loads(path.read_text())
-        rerun = RERUN / pair / "benchmark.json"
-        if rerun.is_file():
-            bench = with_rerun(bench, json.loads(rerun.read_text()), pair)
+        for folder, suffix in RERUNS:
+            rerun = folder / pair / "benchmark.json"
+            if rerun.is_file():
+                bench = with_rerun(bench, json.loads(rerun.read_text()), pair, suffix, folder.name)
         lines, points = pair_table(pair, bench)
         sections += lines + [""]
         per_pair[pair] = points

@@ -210,19 +210,20 @@ def test_a_family_verdict_takes_the_laxer_goal_and_says_how_far_off(mean, floor,
 
 
 def test_the_half_of_random_summary_judges_only_where_random_is_at_least_one_percent():
-    cell = lambda m: {"spline_recent": [m, 0.001]}  # noqa: E731
+    cell = lambda m, floor: {"spline_recent": [m, 0.001], "floor": [floor, 0.001]}  # noqa: E731
     s = {
         "families": ["a", "b", "c"],
         "table": {
-            "6|a|thompson": cell(0.004),
-            "6|a|random": cell(0.010),  # 0.40: met
-            "6|b|thompson": cell(0.009),
-            "6|b|random": cell(0.012),  # 0.75: missed
-            "6|c|thompson": cell(0.009),
-            "6|c|random": cell(0.005),  # random < 1%: not judged
+            "6|a|thompson": cell(0.004, 0.001),
+            "6|a|random": cell(0.010, 0.003),  # 0.40: met; Thompson's probes say more
+            "6|b|thompson": cell(0.009, 0.004),
+            "6|b|random": cell(0.012, 0.003),  # 0.75: missed; random's probes say as much
+            "6|c|thompson": cell(0.009, 0.001),
+            "6|c|random": cell(0.005, 0.002),  # random < 1%: not judged
         },
     }
     line = table.half_of_random_summary(s, 6)
     assert "met on 1 of 2 (a 0.40)" in line
     assert "missed on b 0.75" in line
+    assert "less regret than random's on 1 of these 2 (a)" in line
     assert " c " not in line

@@ -35,6 +35,17 @@ def test_a_rerun_replaces_the_controller_rows_and_keeps_the_old_ones_renamed():
     assert live["methods"]["thompson"] == {"t": "old"}  # the input is not modified
 
 
+def test_reruns_chain_oldest_first_and_each_keeps_its_predecessor():
+    page = _page()
+    live = _bench(["a"], grid={}, thompson={"t": 0})
+    for (_, suffix), version in zip(page.RERUNS, (1, 2), strict=True):
+        live = page.with_rerun(live, _bench(["a"], thompson={"t": version}), "qa-ar", suffix)
+    assert live["methods"]["thompson"] == {"t": 2}
+    assert live["methods"]["thompson" + page.RERUNS[1][1]] == {"t": 1}
+    assert live["methods"]["thompson" + page.RERUNS[0][1]] == {"t": 0}
+    assert all(name in page.ORDER and name in page.LABELS for name in live["methods"])
+
+
 def test_a_rerun_on_another_prepared_state_is_refused_with_the_fix():
     page = _page()
     with pytest.raises(SystemExit, match="fingerprints differ.*--grid-from"):
