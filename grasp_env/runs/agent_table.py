@@ -1026,7 +1026,11 @@ def report(payload: dict, out: Path) -> str:
 
 
 def plot(payload: dict, path: Path) -> None:
-    """Mean regret per family: every agent under its configured rule, the best fixed ratio."""
+    """Mean regret per family, every agent under its configured rule, the best fixed ratio.
+
+    Markers on each bar (`_marks`): the same episodes under the default's rule, and the floor
+    of the agent's own probes.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1057,6 +1061,7 @@ def plot(payload: dict, path: Path) -> None:
                 + (" (SB3 subset)" if subset and agent in SB3_AGENTS else ""),
                 error_kw={"lw": 0.6},
             )
+            _marks(ax, xs + k * width, t, rounds, fams, agent, rule, first=k == 0)
         best = [100 * s["static"][f]["best_fixed"][0] for f in fams if f in s["static"]]
         if len(best) == len(fams):
             ax.scatter(
@@ -1079,6 +1084,45 @@ def plot(payload: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _marks(
+    ax: Any, xs: np.ndarray, t: dict, rounds: int, fams: list, agent: str, rule: str, first: bool
+) -> None:
+    """Markers on an agent's bars: its regret under the default's rule, and its probes' floor.
+
+    The bars score each agent by its own rule, which mixes the rule with the probes; the
+    diamond (the same episodes read by `spline_recent`) and the cross (the family-known floor
+    on the agent's own probes: what those probes could tell) separate the two.
+    """
+    cells = [t.get(f"{rounds}|{f}|{agent}", {}) for f in fams]
+    labels = ax.get_legend_handles_labels()[1]
+    if rule != "spline_recent":
+        same = [100 * c["spline_recent"][0] if "spline_recent" in c else np.nan for c in cells]
+        ax.scatter(
+            xs,
+            same,
+            marker="D",
+            s=12,
+            facecolor="white",
+            edgecolor="k",
+            lw=0.6,
+            zorder=4,
+            label=None
+            if "read by spline_recent" in " ".join(labels)
+            else "same episodes, read by spline_recent",
+        )
+    floor = [100 * c["floor"][0] if "floor" in c else np.nan for c in cells]
+    ax.scatter(
+        xs,
+        floor,
+        marker="x",
+        s=14,
+        color="k",
+        lw=0.8,
+        zorder=4,
+        label="floor, family known, the agent's own probes" if first else None,
+    )
 
 
 # ---------------------------------------------------------------- outputs
