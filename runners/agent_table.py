@@ -101,7 +101,8 @@ class Args(ExperimentConfig):
     out: Path = DEFAULT_OUT
     """Output stem: <out>.json, <out>.md, <out>.png, <out>_tb/."""
     report_only: bool = False
-    """Rewrite <out>.md and <out>.png from <out>.json without running anything."""
+    """Rewrite <out>.md and <out>.png from <out>.json without running anything (the summary is
+    recomputed from its episodes, so a changed summary rule re-renders old runs)."""
     merge_from: tuple[Path, ...] = ()
     """Combine these earlier outputs' episodes (e.g. one run per budget) into <out>.json/.md/
     .png and <out>_tb without running anything."""
@@ -122,6 +123,7 @@ def main(args: Args, defaults: Args) -> int:
     if args.report_only or args.merge_from:
         if args.report_only:
             payload = table.load_payload(args.out)
+            payload["summary"] = table.summarise_payload(payload)  # from its episodes
             text = table.report(payload, args.out)
         else:
             payload = table.merge([table.load_payload(p) for p in args.merge_from])
