@@ -1096,33 +1096,19 @@ def _marks(
     on the agent's own probes: what those probes could tell) separate the two.
     """
     cells = [t.get(f"{rounds}|{f}|{agent}", {}) for f in fams]
-    labels = ax.get_legend_handles_labels()[1]
+    seen = " ".join(ax.get_legend_handles_labels()[1])
+    marks = []
     if rule != "spline_recent":
-        same = [100 * c["spline_recent"][0] if "spline_recent" in c else np.nan for c in cells]
-        ax.scatter(
-            xs,
-            same,
-            marker="D",
-            s=12,
-            facecolor="white",
-            edgecolor="k",
-            lw=0.6,
-            zorder=4,
-            label=None
-            if "read by spline_recent" in " ".join(labels)
-            else "same episodes, read by spline_recent",
-        )
-    floor = [100 * c["floor"][0] if "floor" in c else np.nan for c in cells]
-    ax.scatter(
-        xs,
-        floor,
-        marker="x",
-        s=14,
-        color="k",
-        lw=0.8,
-        zorder=4,
-        label="floor, family known, the agent's own probes" if first else None,
+        style = {"marker": "D", "s": 12, "facecolor": "white", "edgecolor": "k", "lw": 0.6}
+        label = "same episodes, read by spline_recent"
+        marks.append(("spline_recent", style, None if label in seen else label))
+    label = "floor, family known, the agent's own probes"
+    marks.append(
+        ("floor", {"marker": "x", "s": 14, "color": "k", "lw": 0.8}, label if first else None)
     )
+    for key, style, label in marks:
+        values = [100 * c[key][0] if key in c else np.nan for c in cells]
+        ax.scatter(xs, values, zorder=4, label=label, **style)
 
 
 # ---------------------------------------------------------------- outputs
