@@ -346,6 +346,11 @@ def spline_posterior(
     The posterior of f is Gaussian (penalties as priors). None with fewer than 4 distinct
     ratios.
     """
+    if not (np.isfinite(support_width) and support_width > 0):
+        raise ValueError(
+            f"support_width={support_width!r}: p* would have no search region; fix: give a "
+            f"positive half-width in ratio units (default {RECENT_SUPPORT_WIDTH:.4f})"
+        )
     if probes.distinct < 4:
         return None
     x, y, t = probes.ratios, probes.losses, probes.rounds

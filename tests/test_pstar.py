@@ -105,6 +105,13 @@ def test_spline_recent_searches_within_one_knot_spacing():
     assert abs(fit_spline_recent(probes, 0.1, 0.8, support_width=0.05).ratio - 0.6) >= 0.0175
 
 
+@pytest.mark.parametrize("width", [0.0, -0.05, float("nan")])
+def test_a_search_region_without_width_is_refused_with_the_fix(width):
+    probes = probes_of(_dense_rounds(lambda r: (r - 0.4) ** 2, n_rounds=3))
+    with pytest.raises(ValueError, match=r"support_width=.*fix: give a positive half-width"):
+        fit_spline_recent(probes, 0.1, 0.8, support_width=width)
+
+
 def test_env_learns_a_known_optimum_with_the_default_rule():
     env = GraspLoRAEnv(
         process=SyntheticProcess(0.62),
