@@ -25,7 +25,9 @@ absorbing the training progress, and return the minimiser of f:
   run sees the end curve), a per-round smooth random function models the round-to-round
   change of the curve's shape (the real process's dominant noise: its probes are
   deterministic within a round), and the penalties and variance ratios are chosen by REML.
-  Its minimiser is searched where at least 4 probes lie within one knot spacing (+-0.071).
+  Its minimum is searched where at least 4 probes lie within one knot spacing (+-0.071), and
+  p* is the centre of the stretch around it that lies within one posterior sd of the minimum
+  (`CENTRE_SDS`).
   Its Gaussian posterior also drives the Thompson-sampling controller (`agents.bayes`).
   Measured on the stand-ins of `grasp_env.surrogate` (runners/agent_table.py,
   docs/results/controller_study.md).
@@ -225,6 +227,17 @@ dropping the dense-probing condition for sd-pessimism alone helps uniformly rand
 (bounds and cliffs are reached) but is disastrous with GRPO's clustered probes (mean regret
 1.4% -> 3.3% at 15 rounds: the fitted curve extrapolates low where nothing was probed), and
 with the condition kept, pessimism changes nothing measurable; so 0."""
+CENTRE_SDS = 1.0
+"""p* is the centre of the stretch around the posterior mean's argmin (where probed densely)
+whose mean lies within CENTRE_SDS posterior sds of the minimum (the curve's shape sd at the
+argmin), each point weighted by how far below that threshold it lies (1 at the argmin, 0 at
+the threshold). Why: near a flat minimum the mean's argmin is set by noise and by which side
+the spline happened to bend; the middle of the stretch the data cannot tell from the minimum
+moves less from seed to seed, and stays away from a steep side. 0 gives the plain argmin (the
+rule before 2026-12-07, fifth session). Chosen on the default controller's train probes
+(30 seeds: 0.5, 0.75, 1.0 and 1.5 sds; 1.0 lowered the mean regret most, by 0.025 points at 15
+rounds and 0.055 at 6) and checked on the moving study set before the test set was scored
+(docs/results/controller_v2.md, "The centre of the near-minimal stretch")."""
 _JITTER_TERMS = 4
 
 
@@ -262,6 +275,9 @@ class SplinePosterior:
     """Per-probe noise standard deviation (REML estimate)."""
     hyper: dict
     """Every hyperparameter REML chose (penalty, drift_penalty, jitter, walk, age_noise)."""
+    centre: float = CENTRE_SDS
+    """Half-width, in posterior sds, of the near-minimal stretch whose centre `ratio` returns
+    (`centred_ratio`; 0: the mean's argmin)."""
 
     @property
     def shape_sd(self) -> np.ndarray:
@@ -271,8 +287,33 @@ class SplinePosterior:
 
     @property
     def ratio(self) -> float:
-        """p*: the minimiser of the posterior mean (+ PESSIMISM * shape_sd) where probed densely."""
-        return self.pessimistic_ratio(PESSIMISM)
+        """p*: `centred_ratio(centre)`, the centre of the mean's near-minimal stretch."""
+        return self.centred_ratio(self.centre)
+
+    def centred_ratio(self, kappa: float) -> float:
+        """The weighted centre of the contiguous stretch around the argmin within `kappa` sds.
+
+        The argmin is `pessimistic_ratio(PESSIMISM)`'s (over the densely probed points, if
+        any). The stretch is the contiguous run of searched grid points around it whose score
+        lies within kappa x shape_sd (at the argmin) of the minimum; each point weighs
+        1 - (its score - the minimum) / (kappa x shape_sd). kappa = 0 (or no posterior sd)
+        returns the argmin itself.
+        """
+        score = self.mean + PESSIMISM * self.shape_sd if PESSIMISM else self.mean
+        if self.dense.any():
+            score = np.where(self.dense, score, np.inf)
+        i0 = int(np.argmin(score))
+        width = kappa * float(self.shape_sd[i0])
+        if not width > 0:
+            return float(self.grid[i0])
+        near = score <= score[i0] + width
+        lo, hi = i0, i0
+        while lo > 0 and near[lo - 1]:
+            lo -= 1
+        while hi < len(score) - 1 and near[hi + 1]:
+            hi += 1
+        weight = 1.0 - (score[lo : hi + 1] - score[i0]) / width
+        return float(np.dot(self.grid[lo : hi + 1], weight) / weight.sum())
 
     def pessimistic_ratio(self, kappa: float, dense_only: bool = True) -> float:
         """The minimiser of mean + kappa * shape_sd, over `dense` points (if any) or all."""
@@ -315,6 +356,7 @@ def spline_posterior(
     grid_points: int = 281,
     ahead: float = 0.0,
     support_width: float = RECENT_SUPPORT_WIDTH,
+    centre: float = CENTRE_SDS,
 ) -> SplinePosterior | None:
     """The last round's curve from every probe: spline, round effects, drift, jitter; REML.
 
@@ -335,7 +377,9 @@ def spline_posterior(
       instead of `shape_kernel`); `age_noise` > 0 adds independent variance age_noise * a;
     - e: independent noise, variance sigma^2 (profiled out).
 
-    p* is searched where at least 4 probes lie within `support_width` (`SplinePosterior.dense`).
+    p* is searched where at least 4 probes lie within `support_width` (`SplinePosterior.dense`)
+    and is the centre of the stretch within `centre` posterior sds of the minimum there
+    (`SplinePosterior.centred_ratio`; 0: the argmin).
     With `ahead` > 0 the returned curve is f + ahead * h, the drift projected `ahead` run-
     lengths past the last round (a controller may aim its probes where the optimum is going).
 
@@ -350,6 +394,11 @@ def spline_posterior(
         raise ValueError(
             f"support_width={support_width!r}: p* would have no search region; fix: give a "
             f"positive half-width in ratio units (default {RECENT_SUPPORT_WIDTH:.4f})"
+        )
+    if not (np.isfinite(centre) and centre >= 0):
+        raise ValueError(
+            f"centre={centre!r}: the near-minimal stretch needs a width of 0 or more posterior "
+            f"sds; fix: give a finite centre >= 0 (default {CENTRE_SDS:g}; 0 is the argmin)"
         )
     if probes.distinct < 4:
         return None
@@ -436,22 +485,35 @@ def spline_posterior(
     support = np.abs(x[None, :] - grid[:, None]) <= support_width
     dense = support.sum(axis=1) >= _SUPPORT_COUNT
     return SplinePosterior(
-        grid, at @ (pick @ coef), factor, dense, n, hyper["penalty"], float(np.sqrt(scale)), hyper
+        grid,
+        at @ (pick @ coef),
+        factor,
+        dense,
+        n,
+        hyper["penalty"],
+        float(np.sqrt(scale)),
+        hyper,
+        centre,
     )
 
 
 def fit_spline_recent(
-    probes: Probes, p_min: float, p_max: float, support_width: float = RECENT_SUPPORT_WIDTH
+    probes: Probes,
+    p_min: float,
+    p_max: float,
+    support_width: float = RECENT_SUPPORT_WIDTH,
+    centre: float = CENTRE_SDS,
 ) -> PstarFit | None:
     """Rule 'spline_recent': p* from the last round's curve (`spline_posterior`).
 
     The same call shape as `fit_spline`. The curve is the round-aware spline's (drift over the
-    run, round-to-round shape change, REML-chosen smoothing); p* minimises its posterior mean
-    over [p_min, p_max] where at least 4 probes lie within `support_width` (one knot spacing,
-    +-0.071; the rule before 2026-12-07 used +-0.05). With fewer than 4 distinct ratios,
-    `fit_quadratic`'s answer.
+    run, round-to-round shape change, REML-chosen smoothing); p* is the centre of the stretch
+    of its posterior mean within `centre` posterior sds of the minimum (0: the argmin, the rule
+    before 2026-12-07's fifth session) over [p_min, p_max] where at least 4 probes lie within
+    `support_width` (one knot spacing, +-0.071; before 2026-12-07's fourth session +-0.05).
+    With fewer than 4 distinct ratios, `fit_quadratic`'s answer.
     """
-    post = spline_posterior(probes, p_min, p_max, support_width=support_width)
+    post = spline_posterior(probes, p_min, p_max, support_width=support_width, centre=centre)
     if post is None:
         return fit_quadratic(probes, p_min, p_max)
     return PstarFit(post.ratio, post.grid, post.mean, post.n_points, post.penalty)

@@ -38,7 +38,7 @@ def test_every_agent_is_in_the_summary(written):
     assert {"ppo", "a2c", "sac", "td3", "tqc", "random", "optuna", "thompson"} <= set(s["agents"])
     rules = payload["configured_rule"]
     assert (rules["grpo"], rules["grpo-paper"], rules["thompson"]) == (
-        "spline",
+        "spline_recent",
         "best_reward",
         "spline_recent",
     )
@@ -210,20 +210,27 @@ def test_a_family_verdict_takes_the_laxer_goal_and_says_how_far_off(mean, floor,
 
 
 def test_the_half_of_random_summary_judges_only_where_random_is_at_least_one_percent():
-    cell = lambda m, floor: {"spline_recent": [m, 0.001], "floor": [floor, 0.001]}  # noqa: E731
+    def cell(m, floor, floor_diff=None):
+        out = {"spline_recent": [m, 0.001], "floor": [floor, 0.001]}
+        if floor_diff is not None:
+            out["floor-random"] = floor_diff
+        return out
+
     s = {
-        "families": ["a", "b", "c"],
+        "families": ["a", "b", "c", "d"],
         "table": {
-            "6|a|thompson": cell(0.004, 0.001),
-            "6|a|random": cell(0.010, 0.003),  # 0.40: met; Thompson's probes say more
-            "6|b|thompson": cell(0.009, 0.004),
-            "6|b|random": cell(0.012, 0.003),  # 0.75: missed; random's probes say as much
+            "6|a|thompson": cell(0.004, 0.001, [-0.002, 0.0005]),  # 4 s.e. lower: probes inform
+            "6|a|random": cell(0.010, 0.003),  # 0.40: met
+            "6|b|thompson": cell(0.009, 0.002, [-0.001, 0.001]),  # 1 s.e.: a tie of the floors
+            "6|b|random": cell(0.012, 0.003),  # 0.75: missed
             "6|c|thompson": cell(0.009, 0.001),
             "6|c|random": cell(0.005, 0.002),  # random < 1%: not judged
+            "6|d|thompson": cell(0.012, 0.001, [-0.003, 0.001]),  # 3 s.e. lower: probes inform
+            "6|d|random": cell(0.020, 0.004),  # 0.60: missed
         },
     }
     line = table.half_of_random_summary(s, 6)
-    assert "met on 1 of 2 (a 0.40)" in line
-    assert "missed on b 0.75" in line
-    assert "less regret than random's on 1 of these 2 (a)" in line
+    assert "met on 1 of 3 (a 0.40)" in line
+    assert "missed on b 0.75, d 0.60" in line
+    assert "paired) on 2 of these 3: met on 1 (a 0.40), missed on d 0.60" in line
     assert " c " not in line

@@ -3,8 +3,10 @@ import pytest
 
 from grasp_env.env import ControllerConfig, GraspLoRAEnv
 from grasp_env.pstar import (
+    CENTRE_SDS,
     RECENT_SUPPORT_WIDTH,
     Probes,
+    SplinePosterior,
     bspline_basis,
     fit_quadratic,
     fit_spline,
@@ -112,6 +114,44 @@ def test_a_search_region_without_width_is_refused_with_the_fix(width):
         fit_spline_recent(probes, 0.1, 0.8, support_width=width)
 
 
+def _posterior(mean, dense=None, noise=0.5, centre=CENTRE_SDS):
+    grid = np.linspace(0.1, 0.8, len(mean))
+    dense = np.ones(len(mean), bool) if dense is None else np.asarray(dense, bool)
+    factor = noise * np.eye(len(mean))
+    return SplinePosterior(grid, np.asarray(mean, float), factor, dense, 30, 1.0, 0.1, {}, centre)
+
+
+def test_p_star_is_the_weighted_centre_of_the_near_minimal_stretch():
+    # a flat bottom that slopes gently to the right and steeply to the left
+    mean = [5.0, 4.0, 3.0, 0.6, 0.1, 0.0, 0.05, 0.2, 2.0, 4.0]
+    post = _posterior(mean)
+    width = CENTRE_SDS * post.shape_sd[5]
+    assert width == pytest.approx(0.5 * np.sqrt(9 / 10))  # one sd: 0.474
+    weight = 1 - np.array([0.1, 0.0, 0.05, 0.2]) / width  # 0.6 and 2.0 lie above the threshold
+    expected = float(np.dot(post.grid[4:8], weight) / weight.sum())
+    assert post.ratio == pytest.approx(expected)
+    assert post.ratio > post.grid[5]  # pulled towards the flatter side, off the argmin
+    assert post.centred_ratio(0.0) == post.grid[5] == _posterior(mean, centre=0.0).ratio
+
+
+def test_the_stretch_is_contiguous_and_stays_where_the_run_probed_densely():
+    mean = [0.02, 0.01, 3.0, 0.03, 0.0, 0.04, 0.02, 3.0, 3.0, 3.0]
+    post = _posterior(mean)
+    assert post.grid[3] < post.ratio < post.grid[6]  # the dip at index 0-1 lies beyond a rise
+    sparse = _posterior(mean, dense=[1, 1, 1, 1, 1, 0, 0, 1, 1, 1])
+    assert sparse.ratio == pytest.approx(
+        np.dot(sparse.grid[3:5], [1 - 0.03 / (0.5 * np.sqrt(0.9)), 1]) / (2 - 0.03 / 0.474342),
+        rel=1e-4,
+    )
+
+
+@pytest.mark.parametrize("centre", [-0.5, float("nan"), float("inf")])
+def test_a_negative_or_non_finite_centre_is_refused_with_the_fix(centre):
+    probes = probes_of(_dense_rounds(lambda r: (r - 0.4) ** 2, n_rounds=3))
+    with pytest.raises(ValueError, match=r"centre=.*fix: give a finite centre >= 0"):
+        fit_spline_recent(probes, 0.1, 0.8, centre=centre)
+
+
 def test_env_learns_a_known_optimum_with_the_default_rule():
     env = GraspLoRAEnv(
         process=SyntheticProcess(0.62),
@@ -123,10 +163,10 @@ def test_env_learns_a_known_optimum_with_the_default_rule():
     while not done:
         _, _, done, _, _ = env.step(rng.uniform(-1, 1, size=1).astype(np.float32))
     assert len(env.history) == 20
-    assert env.config.pstar_rule == "spline"
+    assert env.config.pstar_rule == "spline_recent"
     assert abs(env.learned_ratio() - 0.62) <= 0.05
     result = env.episode_result()
-    assert result.learned_ratio == env.learned_ratio("spline") and result.rounds == 20
+    assert result.learned_ratio == env.learned_ratio("spline_recent") and result.rounds == 20
     assert set(result.learned_ratio_by_rule) == {
         "spline",
         "spline_recent",
