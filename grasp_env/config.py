@@ -377,16 +377,15 @@ class ControllerConfig:
     """Build the committed mask at the committed (clipped) ratio, or at the candidate's ratio
     as the reference code does (its recorded ratio and real sparsity then disagree)."""
     pstar_rule: Literal["spline", "spline_recent", "quadratic", "best_reward", "last_committed"] = (
-        "spline_recent"
+        "spline"
     )
-    """How p* is read from the run, for every agent (the ratio the final run trains at):
-    spline_recent (a penalised spline fitted to every probe with round fixed effects, a drift of
-    the curve over the run and a random change of its shape per round: the centre of the
-    near-minimal stretch of the curve at the last round; it gave GRPO and random proposals
-    0.2-0.7 points less regret than spline on the surrogate's train instances), spline (the
-    same spline without drift or shape change: its minimiser; the default before
-    spline_recent), quadratic, best_reward (the paper: the candidate with the largest single
-    reward) or last_committed."""
+    """How p* is read from the run, for every agent (the ratio the final run trains at): spline
+    (minimiser of a penalised spline fitted to every probe with round fixed effects),
+    spline_recent (the same with a drift of the curve over the run and a random change of its
+    shape per round: the centre of the near-minimal stretch of the curve at the last round;
+    better on the surrogate's instances, worse on the live pairs' final runs, so not the
+    default), quadratic, best_reward (the paper: the candidate with the largest single reward)
+    or last_committed."""
     pstar_extrapolate: bool = False
     """quadratic rule only: search the fitted curve over all of [p_min, p_max] instead of the
     probed range."""

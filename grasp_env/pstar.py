@@ -10,16 +10,18 @@ and the C candidate losses share the same training state. Both estimators below 
 L = c_round + f(ratio) by least squares over all of them, the round fixed effects c_round
 absorbing the training progress, and return the minimiser of f:
 
-- `fit_spline` (rule 'spline', the default): f a cubic B-spline with a third-difference
-  roughness penalty chosen by generalised cross-validation. The penalty leaves quadratics
-  nearly free (exactly so with evenly spaced coefficients; the clamped knots at 0 and 1 add a
-  small penalty near the ends: a fit to an exact parabola moves by at most 2e-4 at the
-  heaviest smoothing), so heavy smoothing approaches the quadratic fit and light smoothing
-  follows flat regions, cliffs and asymmetric valleys that a quadratic cannot. The minimiser
-  is searched only where the run probed densely (at least 4 probes within +-0.05), so a
-  sparsely probed edge cannot produce a spurious minimum.
+- `fit_spline` (rule 'spline', the default for every agent's final ratio): f a cubic
+  B-spline with a third-difference roughness penalty chosen by generalised cross-validation.
+  The penalty leaves quadratics nearly free (exactly so with evenly spaced coefficients; the
+  clamped knots at 0 and 1 add a small penalty near the ends: a fit to an exact parabola moves
+  by at most 2e-4 at the heaviest smoothing), so heavy smoothing approaches the quadratic fit
+  and light smoothing follows flat regions, cliffs and asymmetric valleys that a quadratic
+  cannot. The minimiser is searched only where the run probed densely (at least 4 probes
+  within +-0.05), so a sparsely probed edge cannot produce a spurious minimum.
 - `fit_quadratic` (rule 'quadratic'): f a quadratic; unbiased only when the curve is one.
-- `fit_spline_recent` (rule 'spline_recent'): the curve at the LAST round from
+- `fit_spline_recent` (rule 'spline_recent'; better than 'spline' on the surrogate's
+  instances, worse on the live pairs' final runs, docs/results/controller_v2.md): the curve at
+  the LAST round from
   `spline_posterior`, a round-aware version of the spline: a penalised drift term lets the
   curve change over the run (the real optimum moves while the adapter trains, and the final
   run sees the end curve), a per-round smooth random function models the round-to-round

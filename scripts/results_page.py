@@ -4,9 +4,10 @@
 
 Reads the live benchmarks (docs/results/live/<pair>/benchmark.json, written by
 scripts/live_benchmarks.sh), the re-runs of a changed default controller on the same prepared
-state (RERUNS: docs/results/live-bracket/ and live-support/<pair>/benchmark.json,
-`runners/benchmark.py --grid-from`; applied in order, their controller rows replace the older
-ones, which stay on the page under a suffix that names what changed) and the surrogate agent
+state (RERUNS: docs/results/live-bracket/<pair>/benchmark.json, `runners/benchmark.py
+--grid-from`; applied in order, their controller rows replace the older ones, which stay on the
+page under a suffix that names what changed), the live runs of options that did not become the
+default (ALTERNATIVES: docs/results/live-rule/, added under a suffix) and the surrogate agent
 table (docs/results/agent_table.json, written by
 runners/agent_table.py), and writes docs/RESULTS.md and
 docs/img/results-quality-cost.png. Every number on the page comes from those files; the
@@ -26,22 +27,30 @@ ROOT = Path(__file__).resolve().parents[1]
 LIVE = ROOT / "docs" / "results" / "live"
 RERUNS: tuple[tuple[Path, str], ...] = (
     (ROOT / "docs" / "results" / "live-bracket", " (before bracketing)"),
-    (ROOT / "docs" / "results" / "live-support", " (p* within 0.05)"),
 )
 """Re-runs of the default controller, oldest first, each with the suffix its predecessor's rows
-get: bracketing probes became the default, then spline_recent's wider search region."""
+get: bracketing probes became Thompson's default."""
+ALTERNATIVES: tuple[tuple[Path, str], ...] = (
+    (ROOT / "docs" / "results" / "live-rule", " (final ratio by spline_recent)"),
+)
+"""Live runs of an option that did not become the default, on the same prepared state: their
+controller rows are added under the suffix (every agent's final ratio read by spline_recent,
+`--controller.pstar-rule spline_recent`)."""
 RERUN_SUFFIX = RERUNS[-1][1]
 PAIRS = tuple(DEFAULT_PAIRS)
 ORDER = (
     "grid",
     "grid-best-test",
     "thompson",
-    "thompson (p* within 0.05)",
+    "thompson (final ratio by spline_recent)",
     "thompson (before bracketing)",
     "grpo",
+    "grpo (final ratio by spline_recent)",
     "grpo (paper)",
     "amortised",
+    "amortised (final ratio by spline_recent)",
     "random",
+    "random (final ratio by spline_recent)",
     "zero_shot",
     "source_only",
     "target_only",
@@ -58,10 +67,16 @@ LABELS = {
     "grpo": "GRASP, GRPO controller (default method's settings)",
     "grpo (paper)": "GRASP, `--method paper`",
     "thompson": "GRASP, Thompson controller (the default)",
-    "thompson (p* within 0.05)": "GRASP, Thompson controller, bracketing, p* searched within "
-    "+-0.05 of 4 probes (default on 2026-12-07 until the wider search region)",
+    "thompson (final ratio by spline_recent)": "GRASP, Thompson controller, final ratio read "
+    "by `spline_recent` (not the default)",
     "thompson (before bracketing)": "GRASP, Thompson controller, plain draws (default until "
     "2026-12-07)",
+    "grpo (final ratio by spline_recent)": "GRASP, GRPO controller, final ratio read by "
+    "`spline_recent`",
+    "amortised (final ratio by spline_recent)": "GRASP, amortised controller, final ratio read "
+    "by `spline_recent`",
+    "random (final ratio by spline_recent)": "GRASP loop, random proposals, final ratio read by "
+    "`spline_recent`",
     "amortised": "GRASP, amortised controller (PPO policy trained on the surrogate)",
     "random": "GRASP loop, random proposals",
     "zero_shot": "zero-shot (no adapter)",
@@ -190,12 +205,19 @@ def plot(per_pair: dict[str, list[dict]], out: Path) -> None:
 
 
 def with_rerun(
-    bench: dict, rerun: dict, pair: str, suffix: str = RERUN_SUFFIX, folder: str = "live-support"
+    bench: dict,
+    rerun: dict,
+    pair: str,
+    suffix: str = RERUN_SUFFIX,
+    folder: str = "live-bracket",
+    replace_rows: bool = True,
 ) -> dict:
     """`bench` with the controller rows of `rerun` (same prepared state) in place of its own.
 
-    The replaced rows stay, renamed with `suffix`. The prepared state's per-seed fingerprints
-    must agree (what `--grid-from` checked when the re-run was made).
+    The replaced rows stay, renamed with `suffix`; with `replace_rows` False the re-run's rows
+    are added under `suffix` instead (an option that did not become the default). The prepared
+    state's per-seed fingerprints must agree (what `--grid-from` checked when the re-run was
+    made).
     """
     if rerun.get("fingerprints") != bench.get("fingerprints"):
         raise SystemExit(
@@ -207,6 +229,9 @@ def with_rerun(
     for name, row in rerun["methods"].items():
         if name in ("grid", "grid-best-test"):
             continue  # the re-run's grid is the live run's, read back by --grid-from
+        if not replace_rows:
+            methods[name + suffix] = row
+            continue
         if name in methods:
             methods[name + suffix] = methods[name]
         methods[name] = row
@@ -226,6 +251,12 @@ def main() -> int:
             rerun = folder / pair / "benchmark.json"
             if rerun.is_file():
                 bench = with_rerun(bench, json.loads(rerun.read_text()), pair, suffix, folder.name)
+        for folder, suffix in ALTERNATIVES:
+            extra = folder / pair / "benchmark.json"
+            if extra.is_file():
+                bench = with_rerun(
+                    bench, json.loads(extra.read_text()), pair, suffix, folder.name, False
+                )
         lines, points = pair_table(pair, bench)
         sections += lines + [""]
         per_pair[pair] = points

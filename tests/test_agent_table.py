@@ -38,9 +38,9 @@ def test_every_agent_is_in_the_summary(written):
     assert {"ppo", "a2c", "sac", "td3", "tqc", "random", "optuna", "thompson"} <= set(s["agents"])
     rules = payload["configured_rule"]
     assert (rules["grpo"], rules["grpo-paper"], rules["thompson"]) == (
-        "spline_recent",
+        "spline",
         "best_reward",
-        "spline_recent",
+        "spline",
     )
     n = len(instance_set("smoke")) * SPEC.seeds
     for agent in table.TABLE_AGENTS:
@@ -207,6 +207,17 @@ def test_a_family_verdict_takes_the_laxer_goal_and_says_how_far_off(mean, floor,
     assert text.startswith({"met": "yes", "floor": "within", "missed": "no:"}[state])
     if state == "missed":
         assert f"{100 * goal:.2f}" in text and f"{v.excess_se:.1f} s.e." in text
+
+
+def test_each_agent_is_scored_by_the_rule_that_gives_its_final_ratio(written):
+    # the live runner trains at episode_result().learned_ratio: the table's configured rule
+    # must be the rule behind that ratio, for every agent (Thompson was once scored by
+    # spline_recent while its runs trained at spline's p*)
+    payload, _ = written
+    configured = payload["configured_rule"]
+    assert payload["episodes"]
+    for e in payload["episodes"]:
+        assert e["learned_ratio"] == pytest.approx(e["pstar"][configured[e["agent"]]], abs=1e-12)
 
 
 def test_the_half_of_random_summary_judges_only_where_random_is_at_least_one_percent():

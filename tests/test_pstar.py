@@ -163,10 +163,10 @@ def test_env_learns_a_known_optimum_with_the_default_rule():
     while not done:
         _, _, done, _, _ = env.step(rng.uniform(-1, 1, size=1).astype(np.float32))
     assert len(env.history) == 20
-    assert env.config.pstar_rule == "spline_recent"
+    assert env.config.pstar_rule == "spline"
     assert abs(env.learned_ratio() - 0.62) <= 0.05
     result = env.episode_result()
-    assert result.learned_ratio == env.learned_ratio("spline_recent") and result.rounds == 20
+    assert result.learned_ratio == env.learned_ratio("spline") and result.rounds == 20
     assert set(result.learned_ratio_by_rule) == {
         "spline",
         "spline_recent",

@@ -35,14 +35,20 @@ def test_a_rerun_replaces_the_controller_rows_and_keeps_the_old_ones_renamed():
     assert live["methods"]["thompson"] == {"t": "old"}  # the input is not modified
 
 
-def test_reruns_chain_oldest_first_and_each_keeps_its_predecessor():
+def test_reruns_chain_oldest_first_and_alternatives_are_added_beside_the_default():
     page = _page()
     live = _bench(["a"], grid={}, thompson={"t": 0})
-    for (_, suffix), version in zip(page.RERUNS, (1, 2), strict=True):
+    suffixes = ["", *[suffix for _, suffix in page.RERUNS]]
+    for version, (_, suffix) in enumerate(page.RERUNS, start=1):
         live = page.with_rerun(live, _bench(["a"], thompson={"t": version}), "qa-ar", suffix)
-    assert live["methods"]["thompson"] == {"t": 2}
-    assert live["methods"]["thompson" + page.RERUNS[1][1]] == {"t": 1}
-    assert live["methods"]["thompson" + page.RERUNS[0][1]] == {"t": 0}
+    assert live["methods"]["thompson"] == {"t": len(page.RERUNS)}
+    for version, suffix in enumerate(suffixes[1:]):  # each re-run renames the row before it
+        assert live["methods"]["thompson" + suffix] == {"t": version}
+    for _, suffix in page.ALTERNATIVES:
+        rerun = _bench(["a"], thompson={"t": "alt"})
+        live = page.with_rerun(live, rerun, "qa-ar", suffix, replace_rows=False)
+        assert live["methods"]["thompson" + suffix] == {"t": "alt"}
+    assert live["methods"]["thompson"] == {"t": len(page.RERUNS)}  # the default row stays
     assert all(name in page.ORDER and name in page.LABELS for name in live["methods"])
 
 

@@ -21,8 +21,8 @@ paper's) from the agent's `EpisodeResult.learned_ratio_by_rule`, plus two floors
 probes: `floor` (`grasp_env.surrogate.family_fit`: the true family's form fitted, the Bayes
 decision) and `bias_floor` (the argmin of the true end curve plus the episode's fixed micro-dev
 bias). Every agent also has its configured rule (`configured_rule`): the one its config reads,
-`controller.pstar_rule` (`spline_recent` by default since 2026-12-07, `spline` before; for
-`grpo-paper`: `best_reward`), the rule that gives the ratio the final run trains at.
+`controller.pstar_rule` (`spline` by default; for `grpo-paper`: `best_reward`), the rule that
+gives the ratio the final run trains at, Thompson's included.
 
 Regret of p* = (f(p*) - min f) / (max f - min f) over [p_min, p_max], f the true END curve
 (`Instance.regret`). Reported: mean +- standard error over instances x seeds per family, agent,
@@ -283,6 +283,7 @@ def episode(
     record = {
         "pstar": pstar,
         "regret": {k: instance.regret(v) for k, v in pstar.items()},
+        "learned_ratio": float(result.learned_ratio),  # what a live final run would train at
         "rounds_done": int(result.rounds),
         "termination": result.termination,
     }
@@ -671,6 +672,11 @@ def paired_table(payload: dict, s: dict, rounds: int) -> list[str]:
     return lines
 
 
+TARGETS_RECENT_TITLE = (
+    "## The same targets under `spline_recent` (the rule the surrogate prefers; not the "
+    "default, since the live pairs' final runs did worse at its ratios: "
+    "docs/results/controller_v2.md)"
+)
 FLOOR_MARGIN = 0.005
 """Issue 22's allowance where noise binds: within 0.5 points of the information floor."""
 HALF_OF_RANDOM = 0.5
@@ -713,8 +719,8 @@ def verdict(mean: float, se: float, target: float, floor: float, view: float) ->
     return Verdict(state, goal, (mean - goal) / se if se > 0 else math.inf)
 
 
-def verdicts(s: dict, rounds: int) -> list[str]:
-    """The targets, family by family, for the thompson agent under spline_recent."""
+def verdicts(s: dict, rounds: int, rule: str = "spline") -> list[str]:
+    """The targets, family by family, for the thompson agent under `rule`."""
     t, target = s["table"], TARGETS.get(rounds)
     lines = [
         "| family | thompson (%) | target | met | floor, family known (%) | view floor (%) "
@@ -726,11 +732,11 @@ def verdicts(s: dict, rounds: int) -> list[str]:
         th, rnd = t.get(f"{rounds}|{fam}|thompson"), t.get(f"{rounds}|{fam}|random")
         if not th:
             continue
-        mine, se = th["spline_recent"]
+        mine, se = th[rule]
         floor, view = th["floor"][0], th["bias_floor"][0]
         row = [
             fam,
-            _pct(th["spline_recent"]),
+            _pct(th[rule]),
             f"{100 * target:g}" if target else "",
             verdict(mine, se, target, floor, view).text(mine) if target else "",
             _pct(th["floor"]),
@@ -738,10 +744,10 @@ def verdicts(s: dict, rounds: int) -> list[str]:
             f"{100 * (mine - max(floor, view)):+.2f}",
         ]
         if rnd:
-            same = rnd["spline_recent"][0]
+            same = rnd[rule][0]
             flag = "" if same >= PROBES_MATTER else " (random < 1%)"
             row += [
-                _pct(rnd["spline_recent"]),
+                _pct(rnd[rule]),
                 _ratio(mine, same) + flag,
                 _pct(rnd["spline"]),
                 _ratio(mine, rnd["spline"][0]),
@@ -753,8 +759,8 @@ def verdicts(s: dict, rounds: int) -> list[str]:
     return lines
 
 
-def thompson_summary(s: dict) -> list[str]:
-    """Which targets the thompson agent meets under spline_recent, in words."""
+def thompson_summary(s: dict, rule: str = "spline") -> list[str]:
+    """Which targets the thompson agent meets under `rule`, in words."""
     t, fams = s["table"], s["families"]
     lines = []
     for rounds in s["budgets"]:
@@ -764,13 +770,13 @@ def thompson_summary(s: dict) -> list[str]:
         if target is None or not cells:
             continue
         judged = {
-            f: verdict(*c["spline_recent"], target, c["floor"][0], c["bias_floor"][0])
+            f: verdict(*c[rule], target, c["floor"][0], c["bias_floor"][0])
             for f, c in cells.items()
         }
         met = [f for f, v in judged.items() if v.state == "met"]
         near = [f for f, v in judged.items() if v.state == "floor"]
         missed = [
-            f"{f} {100 * cells[f]['spline_recent'][0]:.2f} (goal {100 * v.goal:.2f}: floor "
+            f"{f} {100 * cells[f][rule][0]:.2f} (goal {100 * v.goal:.2f}: floor "
             f"{100 * cells[f]['floor'][0]:.2f}, view floor {100 * cells[f]['bias_floor'][0]:.2f};"
             f" {v.excess_se:.1f} s.e. over)"
             for f, v in judged.items()
@@ -783,11 +789,11 @@ def thompson_summary(s: dict) -> list[str]:
             f"missed on {'; '.join(missed) or 'none'}."
         )
         if rounds == min(TARGETS):
-            lines.append(half_of_random_summary(s, rounds))
+            lines.append(half_of_random_summary(s, rounds, rule))
     return lines
 
 
-def half_of_random_summary(s: dict, rounds: int) -> str:
+def half_of_random_summary(s: dict, rounds: int, rule: str = "spline") -> str:
     """The 6-round criterion: at most half of random's regret where the probes matter.
 
     Judged where random's regret is >= PROBES_MATTER; the families where the choice of probes
@@ -797,8 +803,8 @@ def half_of_random_summary(s: dict, rounds: int) -> str:
     t, both = s["table"], []
     for f in s["families"]:
         th, rnd = t.get(f"{rounds}|{f}|thompson"), t.get(f"{rounds}|{f}|random")
-        if th and rnd and rnd["spline_recent"][0] >= PROBES_MATTER:
-            both.append((f, th["spline_recent"][0] / rnd["spline_recent"][0]))
+        if th and rnd and rnd[rule][0] >= PROBES_MATTER:
+            both.append((f, th[rule][0] / rnd[rule][0]))
     if not both:
         return (
             f"- {rounds} rounds, at most half of random's regret: no family where random ran "
@@ -894,10 +900,9 @@ def _describe(payload: dict) -> list[str]:
         "`ppo`/`a2c`/`sac`/`td3`/`tqc` = Stable-Baselines3 over the episode's probes. Every "
         "agent but grpo-paper runs in the same env settings (`--controller.*`).",
         "- Rules (p* read from the same episode, `EpisodeResult.learned_ratio_by_rule`): "
-        "`spline_recent` (`grasp_env.pstar.fit_spline_recent`, the default "
-        "`--controller.pstar-rule` since 2026-12-07), `spline` (`fit_spline`, the default "
-        "before), `best_reward` (the paper's: the candidate with the "
-        "largest single reward).",
+        "`spline_recent` (`grasp_env.pstar.fit_spline_recent`), `spline` (`fit_spline`, the "
+        "default `--controller.pstar-rule`, every agent's final ratio), `best_reward` (the "
+        "paper's: the candidate with the largest single reward).",
         "- floor, family known = `grasp_env.surrogate.family_fit` on the episode's probes (the "
         "true family's form, Bayes decision); view floor = the argmin of the true end curve plus "
         "the episode's fixed micro-dev bias (0 without a bias).",
@@ -967,13 +972,29 @@ def report(payload: dict, out: Path) -> str:
                 *headline_table(payload, sub, rounds, mark_subset=False),
                 "",
             ]
-    thompson = thompson_summary(s)
-    if thompson:
-        title = "## The default controller's targets (Thompson, `spline_recent`)"
-        lines += [title, "", *thompson, ""]
+    default_rule = payload["configured_rule"].get("thompson", "spline")
+    views = [
+        (
+            default_rule,
+            "## The default controller's targets (Thompson, `{}`: the rule its "
+            "final run trains at)",
+        )
+    ]
+    if default_rule != "spline_recent" and "spline_recent" in payload.get("rules", RULES):
+        views.append(("spline_recent", TARGETS_RECENT_TITLE))
+    for rule, title in views:
+        thompson = thompson_summary(s, rule)
+        if not thompson:
+            continue
+        lines += [title.format(rule), "", *thompson, ""]
         for rounds in s["budgets"]:
             if f"{rounds}|all|thompson" in s["table"]:
-                lines += [f"### Targets ({rounds} rounds)", "", *verdicts(s, rounds), ""]
+                lines += [
+                    f"### Targets ({rounds} rounds, `{rule}`)",
+                    "",
+                    *verdicts(s, rounds, rule),
+                    "",
+                ]
     for rounds in s["budgets"]:
         lines += [f"## {rounds} rounds: every rule and floor", ""]
         for rule in [*payload.get("rules", RULES), *FLOORS]:
