@@ -14,6 +14,15 @@ round of the held-out run H (seed 9001), at H's share of training:
 - end: the same two between T's end curve (its last round's dev curve, what the surrogate
   scores regret on) and H's last-round dev curve (the truth H's final run meets).
 
+Against the final runs (`final_run_rows`): the surrogate scores regret on a run's END curve,
+the controller run's last-round dev curve, as if the final run met that curve. The 8-point
+grids of the live benchmark (docs/results/live/<pair>/benchmark.json) train one final run per
+ratio from the same prepared state; their dev losses are the curve the final run does meet.
+For each recorded run with a grid on the same prepared state (same fingerprint): the rank
+correlation of the end curve with the grid's dev losses, both argmins, and the final-run
+regret (share of the grid's dev-loss range) of the end curve's argmin and of the argmin of
+the mean of every round's micro-dev curve (what a rule that weighs all rounds alike reads).
+
 Reference rows put the numbers in scale: `H micro vs H dev` (how well H's own 16-row curve
 ranks its 50-row curve at the same state: the measurement's ceiling) and `T vs T'` (the two
 surrogate seeds against each other). Noise ratio: the surrogate's modelled measurement noise
@@ -51,6 +60,9 @@ class Args:
     """The seed no instance replays."""
     json: Path | None = None
     """Also write the figures as JSON here."""
+    live: Path = Path("docs/results/live")
+    """The live benchmark's folder (<pair>/benchmark.json with the 8-point grids); the final-run
+    comparison is skipped for a pair without one."""
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -114,6 +126,47 @@ def _noise_modelled() -> dict[str, float]:
         for mode, nz in NOISE_MODES.items()
         if mode.startswith("replay")
     }
+
+
+def _final_regret(final: np.ndarray, curve: np.ndarray) -> float:
+    """The final runs' dev loss at `curve`'s argmin above their best, over their range."""
+    return float(final[np.argmin(curve)] - final.min()) / float(np.ptp(final))
+
+
+def final_run_rows(bundle: dict, live: Path) -> list[dict]:
+    """Each recorded run's end curve against the final runs of the live grid (same state)."""
+    grid = np.asarray(bundle["grid"], float)
+    rows = []
+    for run in bundle["runs"]:
+        pair = f"{run['task']}-{run['target']}"
+        path = live / pair / "benchmark.json"
+        if not path.is_file():
+            continue
+        bench = json.loads(path.read_text())
+        seeds = list(bench["config"]["seeds"])
+        if run["seed"] not in seeds:
+            continue
+        k = seeds.index(run["seed"])
+        points = sorted(
+            (p["ratio"], p["dev_loss"]) for p in bench["methods"]["grid"]["per_seed"][k]["points"]
+        )
+        ratios, final = (np.asarray(v, float) for v in zip(*points, strict=True))
+        end = np.interp(ratios, grid, _at(run, 1.0, "dev_grid_losses"))
+        micro = np.array([np.asarray(r["grid_losses"], float) for r in run["rounds"]])
+        mean = np.interp(ratios, grid, (micro - micro.mean(axis=1, keepdims=True)).mean(axis=0))
+        rows.append(
+            {
+                "pair": pair,
+                "seed": run["seed"],
+                "same_state": run["fingerprint"] == bench["fingerprints"][k],
+                "rank_end_vs_final": _spearman(end, final),
+                "argmin_end": float(ratios[np.argmin(end)]),
+                "argmin_final": float(ratios[np.argmin(final)]),
+                "regret_end_argmin": _final_regret(final, end),
+                "regret_all_rounds_argmin": _final_regret(final, mean),
+            }
+        )
+    return rows
 
 
 def main(args: Args) -> int:
@@ -195,6 +248,34 @@ def main(args: Args) -> int:
             f"{row['measured_round_jitter']:.3f} | {ratios} |"
         )
     out["modelled"] = modelled
+    final = final_run_rows(bundle, args.live)
+    if final:
+        lines += [
+            "",
+            "The end curve against the final runs (the live grid's dev losses, same prepared "
+            "state; final-run regret in % of the grid's dev-loss range):",
+            "",
+            "| pair | seed | same state | rank corr. end vs final runs | argmin: end curve | "
+            "argmin: final runs | final-run regret of the end curve's argmin | of the all-rounds "
+            "mean's argmin |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in final:
+            lines.append(
+                f"| {r['pair']} | {r['seed']} | {'yes' if r['same_state'] else 'no'} | "
+                f"{r['rank_end_vs_final']:.2f} | {r['argmin_end']:.1f} | "
+                f"{r['argmin_final']:.1f} | {100 * r['regret_end_argmin']:.1f} | "
+                f"{100 * r['regret_all_rounds_argmin']:.1f} |"
+            )
+        same = [r for r in final if r["same_state"]]
+        if same:
+            lines.append(
+                f"| mean over the {len(same)} runs on the same state | | | "
+                f"{np.mean([r['rank_end_vs_final'] for r in same]):.2f} | | | "
+                f"{100 * np.mean([r['regret_end_argmin'] for r in same]):.1f} | "
+                f"{100 * np.mean([r['regret_all_rounds_argmin'] for r in same]):.1f} |"
+            )
+    out["final_runs"] = final
     print("\n".join(lines))
     if args.json is not None:
         args.json.write_text(json.dumps(out, indent=1))
