@@ -83,7 +83,7 @@ def test_json_markdown_plot_and_tensorboard_exist(written):
     assert len(saved["episodes"]) == payload["n_episodes"]
     md = (out.parent / "table.md").read_text()
     assert md.startswith("# Agent table") and "Command: `pytest`" in md and "Wall time:" in md
-    assert "grpo-paper (best_reward)" in md and "thompson (spline_recent)" in md
+    assert "grpo-paper (best_reward)" in md and "thompson (spline)" in md
     per_agent = len(instance_set("smoke")) * SPEC.seeds
     for agent in table.TABLE_AGENTS:
         acc = EventAccumulator(str(out.parent / "table_tb" / f"{agent}-2r"))
@@ -240,7 +240,7 @@ def test_the_half_of_random_summary_judges_only_where_random_is_at_least_one_per
             "6|d|random": cell(0.020, 0.004),  # 0.60: missed
         },
     }
-    line = table.half_of_random_summary(s, 6)
+    line = table.half_of_random_summary(s, 6, "spline_recent")
     assert "met on 1 of 3 (a 0.40)" in line
     assert "missed on b 0.75, d 0.60" in line
     assert "paired) on 2 of these 3: met on 1 (a 0.40), missed on d 0.60" in line
