@@ -12,8 +12,11 @@ is there), while one probe per round keeps exploring along a golden-ratio sequen
 space-filling. A round's second posterior probe brackets: it goes beside its draw's argmin, by
 2.5 posterior sds of the argmin (`bracket`), because where a minimum is flat the slopes beside
 it say where it is and a probe at the argmin sees a flat curve (Thompson sampling minimises
-the regret of the probes themselves; here only p*'s regret counts). Its p* is the
-'spline_recent' rule (`grasp_env.pstar.fit_spline_recent`).
+the regret of the probes themselves; here only p*'s regret counts). Its running estimate
+(`estimate()`: callbacks, deterministic `predict`) is the 'spline_recent' rule
+(`grasp_env.pstar.fit_spline_recent`); the ratio the final run trains at is, as for every
+agent, the env's `episode_result().learned_ratio`, read by `--controller.pstar-rule`
+(default 'spline').
 Opt-in probe allocations, off by default because none lowered the train instances' regret
 (docs/results/controller_v2.md): top-two Thompson sampling (`top_two`), a probe at the
 posterior mean's argmin (`greedy`) and no exploring probe in the budget's last rounds
@@ -196,7 +199,10 @@ class ThompsonController:
         return min(self.config.ahead, (total - 1 - last) / last) if last > 0 else 0.0
 
     def estimate(self) -> float:
-        """The agent's p* now: the 'spline_recent' rule on its own data."""
+        """The agent's running estimate: the 'spline_recent' rule on its own data.
+
+        Not the final ratio: that is `result.learned_ratio`, the env's configured rule.
+        """
         key = len(self.losses)
         if getattr(self, "_rule_cache", (None, None))[0] != key:
             fit = fit_spline_recent(self.probes(), self.p_min, self.p_max) if key else None
