@@ -60,6 +60,8 @@ class Args:
     """The seed no instance replays."""
     json: Path | None = None
     """Also write the figures as JSON here."""
+    plot: Path | None = None
+    """Also draw each same-state run's end curve against its final runs here (PNG)."""
     live: Path = Path("docs/results/live")
     """The live benchmark's folder (<pair>/benchmark.json with the 8-point grids); the final-run
     comparison is skipped for a pair without one."""
@@ -162,11 +164,51 @@ def final_run_rows(bundle: dict, live: Path) -> list[dict]:
                 "rank_end_vs_final": _spearman(end, final),
                 "argmin_end": float(ratios[np.argmin(end)]),
                 "argmin_final": float(ratios[np.argmin(final)]),
+                "curves": {
+                    "ratios": ratios.tolist(),
+                    "final": final.tolist(),
+                    "end": end.tolist(),
+                    "all_rounds": mean.tolist(),
+                },
                 "regret_end_argmin": _final_regret(final, end),
                 "regret_all_rounds_argmin": _final_regret(final, mean),
             }
         )
     return rows
+
+
+def plot_final_runs(rows: list[dict], out: Path) -> None:
+    """One panel per same-state run: end curve, all-rounds mean and final runs, each scaled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    same = [r for r in rows if r["same_state"]]
+    cols = 4
+    fig, axes = plt.subplots(
+        -(-len(same) // cols), cols, figsize=(3.6 * cols, 2.8 * -(-len(same) // cols))
+    )
+    for ax, r in zip(np.ravel(axes), same, strict=False):
+        c = r["curves"]
+        for key, label, style in (
+            ("final", "final runs (grid dev loss)", "k-o"),
+            ("end", "controller run's end curve", "C1-"),
+            ("all_rounds", "mean of every round's curve", "C0--"),
+        ):
+            y = np.asarray(c[key], float)
+            ax.plot(
+                c["ratios"], (y - y.min()) / max(float(np.ptp(y)), 1e-12), style, ms=3, label=label
+            )
+        ax.set_title(f"{r['pair']} seed {r['seed']}", fontsize=9)
+        ax.set_xlabel("prune ratio", fontsize=8)
+    for ax in np.ravel(axes)[len(same) :]:
+        ax.axis("off")
+    np.ravel(axes)[0].set_ylabel("loss, scaled to [0, 1]", fontsize=8)
+    np.ravel(axes)[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
 
 
 def main(args: Args) -> int:
@@ -276,6 +318,8 @@ def main(args: Args) -> int:
                 f"{100 * np.mean([r['regret_all_rounds_argmin'] for r in same]):.1f} |"
             )
     out["final_runs"] = final
+    if args.plot is not None and final:
+        plot_final_runs(final, args.plot)
     print("\n".join(lines))
     if args.json is not None:
         args.json.write_text(json.dumps(out, indent=1))

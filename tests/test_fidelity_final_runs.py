@@ -56,3 +56,5 @@ def test_the_end_curve_is_scored_on_the_final_runs_of_the_same_prepared_state(tm
     # the mean over rounds puts the minimum between 0.1 and 0.4
     assert 0.0 < row["regret_all_rounds_argmin"] < row["regret_end_argmin"]
     assert _module().final_run_rows(bundle, tmp_path / "missing") == []
+    _module().plot_final_runs(rows, tmp_path / "final.png")
+    assert (tmp_path / "final.png").stat().st_size > 1000
