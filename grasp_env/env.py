@@ -347,12 +347,14 @@ class GraspLoRAEnv(gym.Env):
         """
         # one fit per rule and round: episode_result() reads the configured rule and then every
         # rule, and the REML fit of spline_recent is the costliest step of a surrogate episode
-        cached = getattr(self, "_fits", {}).get(rule)
-        if cached is not None and cached[0] is self.history and cached[1] == len(self.history):
-            return cached[2]
-        fit = self._fit(rule)
-        self._fits = {**getattr(self, "_fits", {}), rule: (self.history, len(self.history), fit)}
-        return fit
+        # the key holds the history list itself: reset() and load_state_dict() replace it
+        key = (rule, id(self.history), len(self.history))
+        fits = self.__dict__.setdefault("_fits", {})
+        if key not in fits:
+            for old in [k for k in fits if k[1:] != key[1:]]:
+                del fits[old]  # an older round's or episode's fits are never read again
+            fits[key] = (self.history, self._fit(rule))  # the list kept: its id is not reused
+        return fits[key][1]
 
     def _fit(self, rule: str):
         from grasp_env.pstar import fit_quadratic, fit_spline, fit_spline_recent, probes_of

@@ -301,9 +301,7 @@ class SplinePosterior:
         1 - (its score - the minimum) / (kappa x shape_sd). kappa = 0 (or no posterior sd)
         returns the argmin itself.
         """
-        score = self.mean + PESSIMISM * self.shape_sd if PESSIMISM else self.mean
-        if self.dense.any():
-            score = np.where(self.dense, score, np.inf)
+        score = self._searched_score(PESSIMISM)
         i0 = int(np.argmin(score))
         width = kappa * float(self.shape_sd[i0])
         if not width > 0:
@@ -319,10 +317,14 @@ class SplinePosterior:
 
     def pessimistic_ratio(self, kappa: float, dense_only: bool = True) -> float:
         """The minimiser of mean + kappa * shape_sd, over `dense` points (if any) or all."""
+        return float(self.grid[int(np.argmin(self._searched_score(kappa, dense_only)))])
+
+    def _searched_score(self, kappa: float, dense_only: bool = True) -> np.ndarray:
+        """The score mean + kappa * shape_sd on `grid`; +inf off the densely probed points."""
         score = self.mean + kappa * self.shape_sd if kappa else self.mean
         if dense_only and self.dense.any():
             score = np.where(self.dense, score, np.inf)
-        return float(self.grid[int(np.argmin(score))])
+        return score
 
     def sample_argmins(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Argmins over `grid` of `n` curves drawn from the posterior (Thompson sampling)."""
