@@ -38,9 +38,15 @@ function after every training round, `trained` the ratio the adapter has been tr
 (an exponential average of the mask in force, 0 before the first commit) and the noise is fresh
 per evaluation. Noise scales are fractions of `depth`. The true curve, which the final run
 cares about and regret is measured on, is the END curve scale * g(x, 1) (no trend, bias,
-jitter or lock-in); for `real`, the last round's curve, or the last round's `dev_grid_losses`
-(a 50-row dev curve) when the data has them, in which case the micro-dev curves are replayed
-as measured and no synthetic bias is needed.
+jitter or lock-in). For `real` it is the FINAL-RUN curve where one was measured on the same
+prepared state (parameter `final`: the test loss of the live grid's final runs, one per grid
+ratio, `grasp_env/data/final_curves.json`, written by scripts/final_curves.py), shifted by
+`shift` like the probe curves; without one, the controller run's end curve: the last round's
+`dev_grid_losses` (a 50-row dev curve) or its micro-dev curve. The two differ: the final run
+trains with pruning fixed at the ratio, and on the embedded pairs its loss rises from the
+lowest ratio on where the controller run's end curve is flat to 0.5 (docs/SURROGATE.md). With
+dev curves the micro-dev curves are replayed as measured and no synthetic bias is needed;
+noise fractions of `real` stay fractions of the END curve's range.
 
 Real semantics, as `LoraProcess`: probes are absolute (a probe below the committed ratio
 measures a less pruned model), the baseline is measured at the mask in force (unpruned before
@@ -64,12 +70,15 @@ from grasp_env.synthetic import SHAPES, _raw
 __all__ = [
     "FAMILIES",
     "NOISE_MODES",
+    "FinalCurve",
     "Instance",
     "Noise",
     "RealCurves",
     "SurrogateProcess",
+    "final_for",
     "instance_set",
     "load_curves",
+    "load_final",
     "pchip",
 ]
 
@@ -95,6 +104,14 @@ data first, then the repository's docs/results/curves)."""
 PROBE_DATA = Path(__file__).resolve().parent / "data" / "probe_curves.json"
 """The packaged probe data (scripts/probe_curves.py: 4 pairs x 3 seeds); a `real` source
 'probe:<task>-<source>-<target>-s<seed>' names one of its runs."""
+
+FINAL_DATA = Path(__file__).resolve().parent / "data" / "final_curves.json"
+"""The packaged final-run curves (scripts/final_curves.py: the live grids, 4 pairs x 3 seeds);
+a `real` instance's `final` parameter '<task>-<source>-<target>-s<seed>' names one."""
+
+FINAL_LOSS = "test_loss"
+"""Which final-run loss is the true curve: the 300-row test loss, what the user gets and the
+least noisy of the two the grid records (the 50-row dev loss is what the grid selects by)."""
 
 _FINE = 1401
 """Points of the fine grid over [p_min, p_max] that regret and argmin use (step 0.0005)."""
@@ -227,6 +244,61 @@ class RealCurves:
     """The last round's `dev_grid_losses` (None when the data has none)."""
     jitter: float
     """Measured round-to-round shape change near the minimum, as a share of the range."""
+    fingerprint: str | None = None
+    """The prepared state the run was recorded on (None when the data does not say)."""
+
+
+@dataclass(frozen=True)
+class FinalCurve:
+    """The loss of a final run at each ratio of a live grid (one pair and seed), to interpolate."""
+
+    grid: np.ndarray
+    """The grid's ratios."""
+    loss: np.ndarray
+    """FINAL_LOSS of the final run at each ratio."""
+    slopes: np.ndarray
+    """PCHIP slopes of `loss`."""
+    fingerprint: str
+    """The prepared state the grid ran on."""
+
+    def at(self, x: Any) -> np.ndarray:
+        """The curve at `x`, held flat outside the grid (the grid measured nothing there)."""
+        return pchip_eval(self.grid, self.loss, self.slopes, x)
+
+
+def _run_name(run: dict) -> str:
+    return f"{run['task']}-{run['source']}-{run['target']}-s{run['seed']}"
+
+
+@lru_cache(maxsize=32)
+def load_final(name: str, path: Path = FINAL_DATA) -> FinalCurve:
+    """One final-run curve of `path` by name (e.g. 'summarization-en-ar-s1337')."""
+    bundle = json.loads(Path(path).read_text(encoding="utf-8"))
+    names = [_run_name(r) for r in bundle["runs"]]
+    if name not in names:
+        raise FileNotFoundError(
+            f"final-run curve {name!r} is not in {path} (it has {names}); fix: name one of "
+            "those, or rebuild the file with scripts/final_curves.py"
+        )
+    run = bundle["runs"][names.index(name)]
+    grid, loss = np.asarray(run["ratios"], float), np.asarray(run[FINAL_LOSS], float)
+    return FinalCurve(grid, loss, pchip(grid, loss), str(run["fingerprint"]))
+
+
+def final_for(source: str, path: Path = FINAL_DATA) -> str | None:
+    """The final-run curve measured on the same prepared state as probe source `source`.
+
+    'probe:qa-en-zh-s1337' -> 'qa-en-zh-s1337' when the final-run data has that pair and seed
+    with the probe run's fingerprint, else None (a grid on other adapters is another process).
+    """
+    if not source.startswith("probe:"):
+        return None
+    name = source.removeprefix("probe:")
+    try:
+        final = load_final(name, path)
+    except FileNotFoundError:
+        return None
+    return name if final.fingerprint == load_curves(source).fingerprint else None
 
 
 def load_curves(source: str) -> RealCurves:
@@ -288,6 +360,7 @@ def _curves_of(data: dict) -> RealCurves:
         micro_slopes=tuple(pchip(grid, m) for m in micro),
         dev=None if dev is None else np.asarray(dev, float),
         jitter=jitter,
+        fingerprint=data.get("fingerprint"),
     )
 
 
@@ -350,6 +423,19 @@ class Instance:
         missing = need - set(self.p)
         if missing:
             raise ValueError(f"{self.family} needs parameter(s) {sorted(missing)}")
+        if "final" in self.p:
+            if self.family != "real":
+                raise ValueError(
+                    f"final={self.p['final']!r} on a {self.family} instance; fix: only `real` "
+                    "instances take a measured final-run curve"
+                )
+            final, curves = load_final(self.p["final"]), load_curves(self.p["source"])
+            if final.fingerprint != curves.fingerprint:
+                raise ValueError(
+                    f"final={self.p['final']!r} ran on prepared state {final.fingerprint}, "
+                    f"source={self.p['source']!r} on {curves.fingerprint}; fix: pair probe data "
+                    "and a final-run grid of the same prepared state (`final_for`), or drop final"
+                )
 
     @property
     def p(self) -> dict[str, Any]:
@@ -433,6 +519,13 @@ class Instance:
         return out
 
     def _true_shape(self, x: Any) -> np.ndarray:
+        if self.family == "real" and "final" in self.p:
+            final = load_final(self.p["final"])
+            return final.at(np.asarray(x, float) - float(self.p["shift"]))
+        return self._end_shape(x)
+
+    def _end_shape(self, x: Any) -> np.ndarray:
+        """The controller run's END curve (noise-free; real: the last dev or micro-dev curve)."""
         if self.family == "real":
             data = load_curves(self.p["source"])
             if data.dev is not None:
@@ -451,8 +544,19 @@ class Instance:
         return _scale_of(self)
 
     def true_curve(self, x: Any) -> np.ndarray:
-        """The curve the final run cares about (end of training, no noise), in loss units."""
+        """The curve the final run meets (no noise), in loss units.
+
+        The END curve, or for a `real` instance with a measured final-run grid, that grid's.
+        """
         return self.scale * self._true_shape(x)
+
+    def end_curve(self, x: Any) -> np.ndarray:
+        """The controller run's END curve (no noise), in loss units.
+
+        What an exact view of the last round's probes shows (`true_curve` but on `real`
+        instances with `final`).
+        """
+        return self.scale * self._end_shape(x)
 
     @property
     def _bounds(self) -> tuple[float, float, float]:
@@ -491,6 +595,14 @@ class Instance:
         lo, hi, _ = self._bounds
         return hi - lo
 
+    @property
+    def end_range(self) -> float:
+        """Range over [p_min, p_max] of the controller run's END curve (loss units).
+
+        The unit of a `real` instance's noise fractions (`range` for every other family).
+        """
+        return _end_range_of(self)
+
 
 @lru_cache(maxsize=4096)
 def _scale_of(inst: Instance) -> float:
@@ -498,6 +610,12 @@ def _scale_of(inst: Instance) -> float:
         return 1.0
     values = inst.shape_at(inst.fine_grid, 1.0)
     return inst.noise.depth / float(values.max() - values.min())
+
+
+@lru_cache(maxsize=4096)
+def _end_range_of(inst: Instance) -> float:
+    values = inst.end_curve(inst.fine_grid)
+    return float(values.max() - values.min())
 
 
 @lru_cache(maxsize=4096)
@@ -528,7 +646,7 @@ class SurrogateProcess:
         self.budget = int(budget)
         nz = instance.noise
         if instance.family == "real":
-            self._unit = instance.range  # noise fractions are of the end curve's range
+            self._unit = instance.end_range  # noise fractions are of the end curve's range
         else:
             self._unit = nz.depth
         self.steps_done = 0
@@ -654,6 +772,12 @@ def _inst(family: str, mode: str, seed: int, **params: Any) -> Instance:
     return Instance(family, tuple(params.items()), NOISE_MODES[mode], seed)
 
 
+def _real_params(source: str, shift: float) -> dict[str, Any]:
+    """A `real` instance's parameters: its final-run curve wherever one ran on the same state."""
+    final = final_for(source)
+    return {"source": source, "shift": shift, **({"final": final} if final else {})}
+
+
 def _train() -> list[Instance]:
     modes = ["probe", "bias", "jitter", "mixed"]
     out: list[Instance] = []
@@ -701,7 +825,7 @@ def _train() -> list[Instance]:
         ("probe:summarization-en-zh-s42", 0.10),
     ):
         for mode in ("replay", "replay_noisy"):
-            out.append(_inst("real", mode, seed, source=src, shift=shift))
+            out.append(_inst("real", mode, seed, **_real_params(src, shift)))
             seed += 1
     return out
 
@@ -757,7 +881,7 @@ def _test() -> list[Instance]:
         ("probe:summarization-en-zh-s1337", 0.0, "replay_noisy"),
         ("probe:qa-en-zh-s1337", -0.08, "replay"),
     ):
-        add("real", mode, source=src, shift=shift)
+        add("real", mode, **_real_params(src, shift))
     return out
 
 

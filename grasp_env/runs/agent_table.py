@@ -19,16 +19,18 @@ documented there). Every episode runs on the registered environment
 Each episode's p* is read under the rules `spline_recent`, `spline` and `best_reward` (the
 paper's) from the agent's `EpisodeResult.learned_ratio_by_rule`, plus two floors on the same
 probes: `floor` (`grasp_env.surrogate.family_fit`: the true family's form fitted, the Bayes
-decision) and `bias_floor` (the argmin of the true end curve plus the episode's fixed micro-dev
+decision) and `bias_floor` (the argmin of the true curve plus the episode's fixed micro-dev
 bias). Every agent also has its configured rule (`configured_rule`): the one its config reads,
 `controller.pstar_rule` (`spline` by default; for `grpo-paper`: `best_reward`), the rule that
 gives the ratio the final run trains at, Thompson's included.
 
-Regret of p* = (f(p*) - min f) / (max f - min f) over [p_min, p_max], f the true END curve
-(`Instance.regret`). Reported: mean +- standard error over instances x seeds per family, agent,
-rule and budget, the paired difference to random (same instance and seed, same rule), the
-targets of the Thompson controller, the static ratios, wall time; written as <out>.json (every
-episode), <out>.md, <out>.png and TensorBoard event files under <out>_tb/<agent>-<rounds>r/.
+Regret of p* = (f(p*) - min f) / (max f - min f) over [p_min, p_max], f the true curve
+(`Instance.regret`): the END curve, and for `real` instances with a measured final-run grid on
+the same prepared state, that grid's test-loss curve (what the final run meets). Reported:
+mean +- standard error over instances x seeds per family, agent, rule and budget, the paired
+difference to random (same instance and seed, same rule), the targets of the Thompson
+controller, the static ratios, wall time; written as <out>.json (every episode), <out>.md,
+<out>.png and TensorBoard event files under <out>_tb/<agent>-<rounds>r/.
 
 The SB3 agents cost 5-30x more per episode than the others (SB3's gradient steps): by default
 (`sb3="subset"`) they run on the first instance of each family only (all seeds, all budgets),
@@ -297,6 +299,10 @@ def _bias_floor(instance: Instance, process: Any, cache: dict | None) -> float:
 
     What a rule that sees only micro-dev losses would pick from an exact, noise-free view of
     the final micro-dev curve: no family-agnostic rule can separate the bias from the curve.
+    On a `real` instance with a measured final-run curve it is that curve's argmin (the
+    replayed data carry no synthetic bias): regret 0. The cost of reading the controller
+    run's end curve there (`Instance.end_curve`) is no floor: a rule could read the probes
+    otherwise, so the report gives it apart (scripts/surrogate_fidelity.py).
     """
     grid = instance.fine_grid
     probe = (0.1, 0.3, 0.5, 0.7)  # the bias is a smooth function: these points name it
@@ -868,6 +874,12 @@ def _wall_table(payload: dict) -> list[str]:
     return lines
 
 
+def _n_final(payload: dict) -> str:
+    """'k of n' for the payload's instance set: `real` instances scored on a final-run curve."""
+    real = [i for i in instance_set(payload["config"]["instances"]) if i.family == "real"]
+    return f"{sum('final' in i.p for i in real)} of {len(real)}"
+
+
 def _describe(payload: dict) -> list[str]:
     cfg = payload["config"]
     configured = payload["configured_rule"]
@@ -882,8 +894,11 @@ def _describe(payload: dict) -> list[str]:
         f"{', '.join(str(r) for r in s['budgets'])} rounds of K = "
         f"{cfg['experiment']['controller']['update_interval']} optimizer steps; "
         f"{payload['n_episodes']} episodes. Regret (%) = (f(p*) - min f) / (max f - min f) over "
-        "[0.1, 0.8] on the true END curve (what the final run, trained for the whole budget, "
-        "sees); mean ± standard error over instances x seeds.",
+        "[0.1, 0.8] on the true curve: the END curve of the controller run, except on `real` "
+        "instances with a live final-run grid on the same prepared state "
+        f"({_n_final(payload)} of this set's `real` instances), where it is that grid's "
+        "test-loss curve, what the final run meets (`grasp_env/data/final_curves.json`); "
+        "mean ± standard error over instances x seeds.",
         "",
         "- Every episode: `gym.make('grasp_env/GraspLoRASurrogate-v1', config=cfg, "
         "controller=ControllerConfig(..., train_steps=rounds * K), instances=[instance])`, the "
@@ -904,8 +919,10 @@ def _describe(payload: dict) -> list[str]:
         "default `--controller.pstar-rule`, every agent's final ratio), `best_reward` (the "
         "paper's: the candidate with the largest single reward).",
         "- floor, family known = `grasp_env.surrogate.family_fit` on the episode's probes (the "
-        "true family's form, Bayes decision); view floor = the argmin of the true end curve plus "
-        "the episode's fixed micro-dev bias (0 without a bias).",
+        "true family's form, Bayes decision; on `real` with a final-run curve it knows that "
+        "curve too, so it says how much the probes locate, not what reading them costs); view "
+        "floor = the argmin of the true curve plus the episode's fixed micro-dev bias (0 without "
+        "a bias, as on every `real` instance).",
         "- Static ratios need no episode: each grid ratio's regret, the best single ratio per "
         "family and the best grid point per instance (both chosen in hindsight), and the "
         "oracle (the true curve's argmin: 0 by definition).",

@@ -1,0 +1,102 @@
+"""Final-run curves: the live grids as `real` instances' true curve (scripts/final_curves.py)."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grasp_env.surrogate import (
+    FINAL_DATA,
+    PROBE_DATA,
+    Instance,
+    Noise,
+    SurrogateProcess,
+    final_for,
+    instance_set,
+    load_final,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import final_curves  # noqa: E402
+
+
+def _prints(path):
+    runs = json.loads(path.read_text())["runs"]
+    return {f"{r['task']}-{r['source']}-{r['target']}-s{r['seed']}": r["fingerprint"] for r in runs}
+
+
+def test_a_final_curve_pairs_only_with_probe_data_of_the_same_prepared_state():
+    probes, finals = _prints(PROBE_DATA), _prints(FINAL_DATA)
+    matched = 0
+    for name, fingerprint in probes.items():
+        same = finals.get(name) == fingerprint
+        assert final_for(f"probe:{name}") == (name if same else None)
+        matched += same
+    assert 0 < matched < len(probes)  # the packaged data has both kinds
+
+
+def test_regret_of_a_real_instance_is_scored_on_its_final_run_curve():
+    name = "summarization-en-ar-s1337"
+    final = load_final(name)
+    shift = -0.04
+    end = Instance("real", (("source", f"probe:{name}"), ("shift", shift)), Noise(noise=0.03))
+    inst = end.located(final=name)
+    x = inst.fine_grid
+    expected = final.at(x - shift)
+    assert np.allclose(inst.true_curve(x), expected)
+    assert inst.optimum == pytest.approx(float(x[np.argmin(expected)]))
+    assert inst.optimum != pytest.approx(end.optimum, abs=0.05)  # the two curves disagree
+    assert inst.regret(inst.optimum) == 0.0
+    # the probes and their noise are the controller run's: the unit stays the END curve's range
+    assert inst.end_range == pytest.approx(end.range)
+    a, b = SurrogateProcess(inst, budget=30), SurrogateProcess(end, budget=30)
+    a.reset(5), b.reset(5)
+    a.train(10), b.train(10)
+    assert [a.probe(r) for r in (0.2, 0.5)] == [b.probe(r) for r in (0.2, 0.5)]
+
+
+def test_the_instance_sets_use_every_final_curve_of_the_same_state():
+    for name in ("train", "test"):
+        real = [i for i in instance_set(name) if i.family == "real"]
+        for inst in real:
+            assert inst.p.get("final") == final_for(inst.p["source"])
+        assert any("final" in i.p for i in real)
+
+
+def test_a_final_curve_is_refused_off_real_or_from_another_prepared_state():
+    with pytest.raises(ValueError, match="final=.*fix: only `real`"):
+        Instance("symmetric", (("optimum", 0.4), ("final", "qa-en-zh-s1337")))
+    probes, finals = _prints(PROBE_DATA), _prints(FINAL_DATA)
+    other = next(n for n in probes if n in finals and finals[n] != probes[n])
+    with pytest.raises(ValueError, match="prepared state"):
+        Instance("real", (("source", f"probe:{other}"), ("shift", 0.0), ("final", other)))
+    with pytest.raises(FileNotFoundError, match="final_curves.py"):
+        load_final("qa-en-xx-s1")
+
+
+def test_the_packaged_file_is_what_the_script_builds_from_the_live_grids():
+    packaged = json.loads(FINAL_DATA.read_text())
+    rebuilt = final_curves.build(ROOT / "docs" / "results" / "live")
+    assert rebuilt["runs"] == packaged["runs"]
+
+
+def _benchmark(rows):
+    point = lambda r, d: {"ratio": r, "dev_loss": d, "test_loss": d + 0.1}  # noqa: E731
+    return {
+        "config": {"data": {"task": "qa", "source": "en", "target": "ar"}, "seeds": [1, 2]},
+        "fingerprints": ["aa", "bb"],
+        "methods": {"grid": {"per_seed": [{"points": [point(0.2, 1.0), point(0.1, 2.0)]}] * rows}},
+    }
+
+
+def test_the_script_sorts_each_grid_and_refuses_a_seed_without_one(tmp_path):
+    runs = final_curves.runs_of(_benchmark(2))
+    assert [r["seed"] for r in runs] == [1, 2] and runs[1]["fingerprint"] == "bb"
+    assert runs[0]["ratios"] == [0.1, 0.2] and runs[0]["test_loss"] == [2.1, 1.1]
+    with pytest.raises(ValueError, match="differ in length"):
+        final_curves.runs_of(_benchmark(1))
+    with pytest.raises(FileNotFoundError, match="benchmark.json"):
+        final_curves.build(tmp_path)
