@@ -11,17 +11,19 @@ round of the held-out run H (seed 9001), at H's share of training:
 - rank: Spearman correlation over the grid ratios in [p_min, p_max] between the surrogate's
   expected curve (T's micro-dev curve at that share) and H's measured micro-dev curve;
 - argmin: |argmin of the surrogate's curve - argmin of H's curve| on [p_min, p_max];
-- end: the same two between T's end curve (its last round's dev curve, what the surrogate
-  scores regret on) and H's last-round dev curve (the truth H's final run meets).
+- end: the same two between T's end curve (its last round's dev curve) and H's last-round dev
+  curve.
 
-Against the final runs (`final_run_rows`): the surrogate scores regret on a run's END curve,
-the controller run's last-round dev curve, as if the final run met that curve. The 8-point
-grids of the live benchmark (docs/results/live/<pair>/benchmark.json) train one final run per
-ratio from the same prepared state; their dev losses are the curve the final run does meet.
-For each recorded run with a grid on the same prepared state (same fingerprint): the rank
-correlation of the end curve with the grid's dev losses, both argmins, and the final-run
-regret (share of the grid's dev-loss range) of the end curve's argmin and of the argmin of
-the mean of every round's micro-dev curve (what a rule that weighs all rounds alike reads).
+Against the final runs (`final_run_rows`): the 8-point grids of the live benchmark
+(docs/results/live/<pair>/benchmark.json) train one final run per ratio from the same
+prepared state; their losses (`grasp_env.surrogate.FINAL_LOSS`, the test loss) are the curve
+the final run meets, and the surrogate's true curve for a `real` instance on that state. For
+each recorded run with a grid on the same prepared state (same fingerprint): the rank
+correlation of the controller run's end curve (its last-round dev curve, the true curve
+before 2026-12-07's sixth session) with the grid's losses, both argmins, and the final-run
+regret (share of the grid's range) of the end curve's argmin, of the argmin of the mean of
+every round's micro-dev curve (what a rule that weighs all rounds alike reads) and of each
+single round's argmin (which round points the final run to its best ratio).
 
 Reference rows put the numbers in scale: `H micro vs H dev` (how well H's own 16-row curve
 ranks its 50-row curve at the same state: the measurement's ceiling) and `T vs T'` (the two
@@ -43,6 +45,7 @@ import numpy as np
 import tyro
 
 from grasp_env.config import DEFAULT_PAIRS
+from grasp_env.surrogate import FINAL_LOSS
 
 P_MIN, P_MAX = 0.1, 0.8
 PAIRS = tuple(DEFAULT_PAIRS.values())
@@ -131,7 +134,7 @@ def _noise_modelled() -> dict[str, float]:
 
 
 def _final_regret(final: np.ndarray, curve: np.ndarray) -> float:
-    """The final runs' dev loss at `curve`'s argmin above their best, over their range."""
+    """The final runs' loss at `curve`'s argmin above their best, over their range."""
     return float(final[np.argmin(curve)] - final.min()) / float(np.ptp(final))
 
 
@@ -150,7 +153,7 @@ def final_run_rows(bundle: dict, live: Path) -> list[dict]:
             continue
         k = seeds.index(run["seed"])
         points = sorted(
-            (p["ratio"], p["dev_loss"]) for p in bench["methods"]["grid"]["per_seed"][k]["points"]
+            (p["ratio"], p[FINAL_LOSS]) for p in bench["methods"]["grid"]["per_seed"][k]["points"]
         )
         ratios, final = (np.asarray(v, float) for v in zip(*points, strict=True))
         end = np.interp(ratios, grid, _at(run, 1.0, "dev_grid_losses"))
@@ -164,6 +167,7 @@ def final_run_rows(bundle: dict, live: Path) -> list[dict]:
                 "rank_end_vs_final": _spearman(end, final),
                 "argmin_end": float(ratios[np.argmin(end)]),
                 "argmin_final": float(ratios[np.argmin(final)]),
+                "final_range": float(np.ptp(final)),
                 "curves": {
                     "ratios": ratios.tolist(),
                     "final": final.tolist(),
@@ -172,9 +176,36 @@ def final_run_rows(bundle: dict, live: Path) -> list[dict]:
                 },
                 "regret_end_argmin": _final_regret(final, end),
                 "regret_all_rounds_argmin": _final_regret(final, mean),
+                "regret_by_round": [
+                    _final_regret(final, np.interp(ratios, grid, m)) for m in micro
+                ],
             }
         )
     return rows
+
+
+def _by_round_lines(same: list[dict]) -> list[str]:
+    """Which round's micro-dev curve points the final run to its best ratio (same-state runs)."""
+    rounds = min(len(r["regret_by_round"]) for r in same)
+    per = np.array([r["regret_by_round"][:rounds] for r in same])
+    summ = np.array([r["regret_by_round"][:rounds] for r in same if "summ" in r["pair"]])
+    head = " | ".join(str(t + 1) for t in range(rounds))
+    lines = [
+        "",
+        "Final-run regret (%) of the argmin of each round's micro-dev curve alone (mean over the "
+        "same-state runs; the last row: summarisation only):",
+        "",
+        f"| runs | {head} |",
+        "|---|" + "---|" * rounds,
+        f"| all {len(per)} | " + " | ".join(f"{100 * v:.1f}" for v in per.mean(axis=0)) + " |",
+    ]
+    if len(summ):
+        lines.append(
+            f"| summarisation {len(summ)} | "
+            + " | ".join(f"{100 * v:.1f}" for v in summ.mean(axis=0))
+            + " |"
+        )
+    return lines
 
 
 def plot_final_runs(rows: list[dict], out: Path) -> None:
@@ -192,7 +223,7 @@ def plot_final_runs(rows: list[dict], out: Path) -> None:
     for ax, r in zip(np.ravel(axes), same, strict=False):
         c = r["curves"]
         for key, label, style in (
-            ("final", "final runs (grid dev loss)", "k-o"),
+            ("final", f"final runs (grid {FINAL_LOSS.replace('_', ' ')})", "k-o"),
             ("end", "controller run's end curve", "C1-"),
             ("all_rounds", "mean of every round's curve", "C0--"),
         ):
@@ -294,29 +325,32 @@ def main(args: Args) -> int:
     if final:
         lines += [
             "",
-            "The end curve against the final runs (the live grid's dev losses, same prepared "
-            "state; final-run regret in % of the grid's dev-loss range):",
+            f"The end curve against the final runs (the live grid's {FINAL_LOSS}, same "
+            "prepared state, the surrogate's true curve for `real` instances; final-run regret "
+            "in % of the grid's range):",
             "",
-            "| pair | seed | same state | rank corr. end vs final runs | argmin: end curve | "
-            "argmin: final runs | final-run regret of the end curve's argmin | of the all-rounds "
-            "mean's argmin |",
-            "|---|---|---|---|---|---|---|---|",
+            "| pair | seed | same state | final runs' range (nats) | rank corr. end vs final "
+            "runs | argmin: end curve | argmin: final runs | final-run regret of the end curve's "
+            "argmin | of the all-rounds mean's argmin |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in final:
             lines.append(
                 f"| {r['pair']} | {r['seed']} | {'yes' if r['same_state'] else 'no'} | "
-                f"{r['rank_end_vs_final']:.2f} | {r['argmin_end']:.1f} | "
+                f"{r['final_range']:.3f} | {r['rank_end_vs_final']:.2f} | {r['argmin_end']:.1f} | "
                 f"{r['argmin_final']:.1f} | {100 * r['regret_end_argmin']:.1f} | "
                 f"{100 * r['regret_all_rounds_argmin']:.1f} |"
             )
         same = [r for r in final if r["same_state"]]
         if same:
             lines.append(
-                f"| mean over the {len(same)} runs on the same state | | | "
+                f"| mean over the {len(same)} runs on the same state | | | | "
                 f"{np.mean([r['rank_end_vs_final'] for r in same]):.2f} | | | "
                 f"{100 * np.mean([r['regret_end_argmin'] for r in same]):.1f} | "
                 f"{100 * np.mean([r['regret_all_rounds_argmin'] for r in same]):.1f} |"
             )
+        if same:
+            lines += _by_round_lines(same)
     out["final_runs"] = final
     if args.plot is not None and final:
         plot_final_runs(final, args.plot)
