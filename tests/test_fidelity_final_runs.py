@@ -39,8 +39,11 @@ def test_the_end_curve_is_scored_on_the_final_runs_of_the_same_prepared_state(tm
         ],
     }
     ratios = np.round(np.arange(0.1, 0.85, 0.1), 1)
-    final = ratios  # the final runs: best at 0.1, dev loss rising with the ratio
-    points = [{"ratio": float(r), "dev_loss": float(v)} for r, v in zip(ratios, final, strict=True)]
+    final = ratios  # the final runs: best at 0.1, test loss rising with the ratio
+    points = [  # the dev loss disagrees: the final runs are scored by their test loss
+        {"ratio": float(r), "test_loss": float(v), "dev_loss": float(-v)}
+        for r, v in zip(ratios, final, strict=True)
+    ]
     bench = {
         "config": {"seeds": [7, 8]},
         "fingerprints": ["f7", "f8"],
@@ -55,6 +58,8 @@ def test_the_end_curve_is_scored_on_the_final_runs_of_the_same_prepared_state(tm
     assert row["regret_end_argmin"] == pytest.approx((0.4 - 0.1) / 0.7)
     # the mean over rounds puts the minimum between 0.1 and 0.4
     assert 0.0 < row["regret_all_rounds_argmin"] < row["regret_end_argmin"]
+    assert row["regret_by_round"] == [0.0, pytest.approx(row["regret_end_argmin"])]
+    assert row["final_range"] == pytest.approx(0.7)
     assert _module().final_run_rows(bundle, tmp_path / "missing") == []
     _module().plot_final_runs(rows, tmp_path / "final.png")
     assert (tmp_path / "final.png").stat().st_size > 1000
