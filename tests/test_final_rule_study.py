@@ -1,0 +1,39 @@
+"""scripts/final_rule_study.py: the low edge of the near-minimal stretch, and the grouping."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from grasp_env.pstar import Probes, spline_posterior
+from grasp_env.surrogate import instance_set
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import final_rule_study as study  # noqa: E402
+
+
+def _flat_then_cliff_probes(seed=0):
+    rng = np.random.default_rng(seed)
+    rounds, ratios, losses = [], [], []
+    for t in range(8):
+        for x in np.linspace(0.1, 0.8, 12):
+            rounds.append(t)
+            ratios.append(x)
+            losses.append(1.0 + 4.0 * max(0.0, x - 0.5) ** 2 + rng.normal(0, 0.003))
+    return Probes(np.array(rounds), np.array(ratios), np.array(losses))
+
+
+def test_the_low_edge_lies_below_the_centre_on_a_flat_stretch_and_widens_with_kappa():
+    post = spline_posterior(_flat_then_cliff_probes(), 0.1, 0.8)
+    edges = [study.low_edge(post, k) for k in (0.0, 1.0, 4.0)]
+    assert edges[0] == post.centred_ratio(0.0)  # kappa 0: the argmin itself
+    assert edges[2] <= edges[1] <= edges[0]
+    assert edges[2] < post.ratio < 0.55  # the flat stretch: the edge below its centre
+
+
+def test_readings_and_groups():
+    out = study.readings(_flat_then_cliff_probes(1), 0.1, 0.8)
+    assert {"last, centre", "first, centre", "pooled, low edge 1 sd"} <= set(out)
+    assert all(0.1 <= v <= 0.8 for v in out.values())
+    groups = {study.group(i) for i in instance_set("test")}
+    assert groups == {"real, final-run curve", "real, end curve", "moving", "static"}
