@@ -1,8 +1,8 @@
-"""Which reading of the probes points the final run to its best ratio? Candidate p* rules, re-read.
+"""Which reading of the probes points the final run to its best ratio? Candidate readings.
 
-    .venv/bin/python runners/agent_table.py --agents thompson random --instances train \\
-        --seeds 10 --keep-probes --out /tmp/train_probes           # 2 min: episodes + probes
-    .venv/bin/python scripts/final_rule_study.py /tmp/train_probes.json   # 2 min: the table
+    T="--agents thompson random --instances train --seeds 10 --keep-probes --out /tmp/tp"
+    .venv/bin/python runners/agent_table.py $T        # 2 min: the episodes with their probes
+    .venv/bin/python scripts/final_rule_study.py /tmp/tp.json   # 2 min: the table
 
 Why: on the live pairs the final run meets another curve than the controller run's probes show
 (docs/SURROGATE.md, "What regret is scored on"): its loss rises from the lowest ratio on, while
