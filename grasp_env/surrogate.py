@@ -109,6 +109,13 @@ FINAL_DATA = Path(__file__).resolve().parent / "data" / "final_curves.json"
 """The packaged final-run curves (scripts/final_curves.py: the live grids, 4 pairs x 3 seeds);
 a `real` instance's `final` parameter '<task>-<source>-<target>-s<seed>' names one."""
 
+FINAL_COST = 0.5
+"""The final run's capacity cost the live grids measured, as a share of the end curve's range
+over [p_min, p_max]: on the six summarisation runs with a grid on the same prepared state,
+final loss = a + b x end curve + c x ratio fits with R^2 0.99-1.00 and c / b over the ratio
+range is 0.39-0.69 of the end curve's range (median 0.5; scripts/surrogate_fidelity.py). The
+`-final` instance sets put it on every instance without a measured final-run curve."""
+
 FINAL_LOSS = "test_loss"
 """Which final-run loss is the true curve: the 300-row test loss, what the user gets and the
 least noisy of the two the grid records (the 50-row dev loss is what the grid selects by)."""
@@ -415,8 +422,17 @@ class Instance:
     """Lower end of the ratio range regret is measured on."""
     p_max: float = 0.80
     """Upper end of the same range."""
+    final_cost: float = 0.0
+    """The final run's capacity cost: the true curve is the end curve plus final_cost x its
+    range x (x - p_min) / (p_max - p_min). 0: the final run meets the end curve. The live
+    grids measured about FINAL_COST (`instance_set('test-final')`); not with `final`."""
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.final_cost) and self.final_cost >= 0):
+            raise ValueError(
+                f"final_cost={self.final_cost!r}; fix: give a finite share of the range >= 0 "
+                f"(0: none; the live grids measured about {FINAL_COST:g})"
+            )
         if self.family not in FAMILIES:
             raise ValueError(f"family={self.family!r} is unknown; fix: use one of {FAMILIES}")
         need = set(_LOCATION[self.family])
@@ -436,6 +452,11 @@ class Instance:
                     f"source={self.p['source']!r} on {curves.fingerprint}; fix: pair probe data "
                     "and a final-run grid of the same prepared state (`final_for`), or drop final"
                 )
+            if self.final_cost:
+                raise ValueError(
+                    f"final_cost={self.final_cost:g} with final={self.p['final']!r}: the measured "
+                    "final-run curve already carries its cost; fix: drop one of them"
+                )
 
     @property
     def p(self) -> dict[str, Any]:
@@ -446,7 +467,8 @@ class Instance:
     def name(self) -> str:
         """Readable id, e.g. 'moving[base=cliff,o_start=0.6,o_end=0.35]/n5#101'."""
         ps = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in self.params)
-        return f"{self.family}[{ps}]/{self.noise.label}#{self.seed}"
+        cost = f"+cost{self.final_cost:g}" if self.final_cost else ""
+        return f"{self.family}[{ps}]/{self.noise.label}{cost}#{self.seed}"
 
     def located(self, **location: Any) -> Instance:
         """The same instance with its location parameters replaced (the floor's model)."""
@@ -546,9 +568,16 @@ class Instance:
     def true_curve(self, x: Any) -> np.ndarray:
         """The curve the final run meets (no noise), in loss units.
 
-        The END curve, or for a `real` instance with a measured final-run grid, that grid's.
+        The END curve (plus the `final_cost` slope), or for a `real` instance with a measured
+        final-run grid, that grid's.
         """
-        return self.scale * self._true_shape(x)
+        value = self.scale * self._true_shape(x)
+        if self.final_cost:
+            value = value + self.final_cost * self.end_range * self._cost_slope(x)
+        return value
+
+    def _cost_slope(self, x: Any) -> np.ndarray:
+        return (np.asarray(x, float) - self.p_min) / (self.p_max - self.p_min)
 
     def end_curve(self, x: Any) -> np.ndarray:
         """The controller run's END curve (no noise), in loss units.
@@ -891,7 +920,14 @@ def instance_set(name: str) -> list[Instance]:
     The test set covers every family with several optima or parameter settings and mixes the
     noise modes (the paper's 17% per-probe noise and lock-in only in the test set's static
     shapes and moving family, so that tuning never saw them). 'smoke': one per family (tests).
+    'train-final' / 'test-final': the same instances whose final run pays the capacity cost the
+    live grids measured (`FINAL_COST` on every instance without a measured final-run curve).
     """
+    if name.endswith("-final"):
+        return [
+            inst if "final" in inst.p else replace(inst, final_cost=FINAL_COST)
+            for inst in instance_set(name.removesuffix("-final"))
+        ]
     if name == "train":
         return _train()
     if name == "test":
@@ -901,7 +937,10 @@ def instance_set(name: str) -> list[Instance]:
         for inst in _train():
             seen.setdefault(inst.family, inst)
         return list(seen.values())
-    raise ValueError(f"instance set {name!r} is unknown; fix: use 'train', 'test' or 'smoke'")
+    raise ValueError(
+        f"instance set {name!r} is unknown; fix: use 'train', 'test', 'smoke', 'train-final' or "
+        "'test-final'"
+    )
 
 
 # ---------------------------------------------------------------- the information floor
@@ -1013,6 +1052,9 @@ def family_fit(
         )
     else:
         curves = instance.shape_at(choices[None, :], 1.0, loc)
+    if instance.final_cost:  # the cost is a share of each candidate end curve's own range
+        span = curves.max(axis=1, keepdims=True) - curves.min(axis=1, keepdims=True)
+        curves = curves + instance.final_cost * span * instance._cost_slope(choices)[None, :]
     span = curves.max(axis=1, keepdims=True) - curves.min(axis=1, keepdims=True)
     regrets = (curves - curves.min(axis=1, keepdims=True)) / np.where(span > 0, span, 1.0)
     return float(choices[int(np.argmin(weight @ regrets))])

@@ -41,7 +41,8 @@ class GraspLoRASurrogateEnv(GraspLoRAEnv):
     ## Arguments
     `config` / `controller` as GraspLoRA-v1 (the controller's `train_steps` is the budget;
     default 150 = the paper's 15 rounds of K=10); `instances`: 'train', 'test', 'smoke' (one per
-    family) or a sequence of `Instance`s.
+    family), 'train-final' or 'test-final' (the final run's capacity cost on top:
+    `grasp_env.surrogate.instance_set`) or a sequence of `Instance`s.
 
     ## Info
     GraspLoRA-v1's keys, plus `instance` (the instance's name) and, in the info of the step that

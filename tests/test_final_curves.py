@@ -100,3 +100,44 @@ def test_the_script_sorts_each_grid_and_refuses_a_seed_without_one(tmp_path):
         final_curves.runs_of(_benchmark(1))
     with pytest.raises(FileNotFoundError, match="benchmark.json"):
         final_curves.build(tmp_path)
+
+
+def test_the_final_cost_adds_a_slope_of_its_share_of_the_end_range():
+    from grasp_env.surrogate import FINAL_COST
+
+    end = Instance("symmetric", (("optimum", 0.4),), Noise(noise=0.0))
+    paid = Instance("symmetric", (("optimum", 0.4),), Noise(noise=0.0), final_cost=0.5)
+    x = paid.fine_grid
+    slope = 0.5 * end.range * (x - 0.1) / 0.7
+    assert np.allclose(paid.true_curve(x), end.true_curve(x) + slope)
+    assert paid.optimum < end.optimum  # the cost pulls the best ratio towards less pruning
+    assert paid.end_range == pytest.approx(end.range)  # the probes' noise unit is unchanged
+    assert paid.name != end.name  # the agent table keys episodes by name
+    tests, finals = instance_set("test"), instance_set("test-final")
+    assert [i.family for i in tests] == [i.family for i in finals]
+    for a, b in zip(tests, finals, strict=True):
+        assert b.final_cost == (0.0 if "final" in a.p else FINAL_COST)
+    with pytest.raises(ValueError, match="final_cost=-1.*fix"):
+        Instance("symmetric", (("optimum", 0.4),), final_cost=-1.0)
+    name = "summarization-en-ar-s1337"
+    with pytest.raises(ValueError, match="drop one"):
+        Instance(
+            "real", (("source", f"probe:{name}"), ("shift", 0.0), ("final", name)), final_cost=0.5
+        )
+
+
+def test_the_floor_decides_on_the_curve_with_the_cost():
+    from grasp_env.surrogate import family_fit
+
+    inst = Instance("symmetric", (("optimum", 0.5),), Noise(noise=0.0), final_cost=0.5)
+    rounds = np.repeat(np.arange(5), 8)
+    ratios = np.tile(np.linspace(0.1, 0.8, 8), 5)
+    proc = SurrogateProcess(inst, budget=50)
+    proc.reset(0)
+    losses = []
+    for t in range(5):
+        proc.train(10)
+        losses += [proc.probe(float(r)) for r in ratios[rounds == t]]
+    pick = family_fit(inst, rounds, ratios, np.array(losses), total_rounds=5)
+    assert pick == pytest.approx(inst.optimum, abs=0.01)
+    assert abs(pick - 0.5) > 0.05  # not the end curve's optimum

@@ -123,7 +123,8 @@ class TableSpec:
     """What the table runs (the runner's own flags)."""
 
     instances: str = "test"
-    """Instance set of `grasp_env.surrogate.instance_set` (test, train or smoke)."""
+    """Instance set of `grasp_env.surrogate.instance_set` (test, train or smoke; test-final or
+    train-final: the same with the final run's measured capacity cost)."""
     seeds: int = 10
     """Episodes per instance, agent and budget (seeds 0 .. seeds-1)."""
     rounds: tuple[int, ...] = (15, 6)
@@ -880,6 +881,18 @@ def _n_final(payload: dict) -> str:
     return f"{sum('final' in i.p for i in real)} of {len(real)}"
 
 
+def _cost_note(payload: dict) -> str:
+    """The final-run cost clause of a `-final` instance set ('' without one)."""
+    costs = {i.final_cost for i in instance_set(payload["config"]["instances"]) if i.final_cost}
+    if not costs:
+        return ""
+    return (
+        f"; every other instance's true curve adds the final run's capacity cost, "
+        f"{' / '.join(f'{c:g}' for c in sorted(costs))} x the end curve's range rising "
+        "linearly over [0.1, 0.8] (`Instance.final_cost`, measured on the live grids)"
+    )
+
+
 def _describe(payload: dict) -> list[str]:
     cfg = payload["config"]
     configured = payload["configured_rule"]
@@ -897,8 +910,8 @@ def _describe(payload: dict) -> list[str]:
         "[0.1, 0.8] on the true curve: the END curve of the controller run, except on `real` "
         "instances with a live final-run grid on the same prepared state "
         f"({_n_final(payload)} of this set's `real` instances), where it is that grid's "
-        "test-loss curve, what the final run meets (`grasp_env/data/final_curves.json`); "
-        "mean ± standard error over instances x seeds.",
+        "test-loss curve, what the final run meets (`grasp_env/data/final_curves.json`)"
+        f"{_cost_note(payload)}; mean ± standard error over instances x seeds.",
         "",
         "- Every episode: `gym.make('grasp_env/GraspLoRASurrogate-v1', config=cfg, "
         "controller=ControllerConfig(..., train_steps=rounds * K), instances=[instance])`, the "
