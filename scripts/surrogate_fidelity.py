@@ -138,6 +138,32 @@ def _final_regret(final: np.ndarray, curve: np.ndarray) -> float:
     return float(final[np.argmin(curve)] - final.min()) / float(np.ptp(final))
 
 
+def cost_fit(ratios: np.ndarray, end: np.ndarray, final: np.ndarray) -> dict[str, float]:
+    """Fit final = a + b x end + c x ratio by least squares: how the final runs' curve is made.
+
+    `gamma` = (c / b) x (ratio range) / (end curve's range): the final run's capacity cost over
+    the grid as a share of the end curve's range (`grasp_env.surrogate.FINAL_COST`); `r2` and
+    `r2_end_only` (b x end alone) say how much the linear cost explains.
+    """
+
+    def r2(design: np.ndarray) -> tuple[float, np.ndarray]:
+        coef, *_ = np.linalg.lstsq(design, final, rcond=None)
+        resid = final - design @ coef
+        return 1.0 - float(resid @ resid) / float(((final - final.mean()) ** 2).sum()), coef
+
+    one = np.ones_like(ratios)
+    full, coef = r2(np.column_stack([one, end, ratios]))
+    end_only, _ = r2(np.column_stack([one, end]))
+    gamma = coef[2] / coef[1] * float(np.ptp(ratios)) / float(np.ptp(end)) if coef[1] else math.nan
+    return {
+        "b": float(coef[1]),
+        "c": float(coef[2]),
+        "r2": full,
+        "r2_end_only": end_only,
+        "gamma": float(gamma),
+    }
+
+
 def final_run_rows(bundle: dict, live: Path) -> list[dict]:
     """Each recorded run's end curve against the final runs of the live grid (same state)."""
     grid = np.asarray(bundle["grid"], float)
@@ -176,12 +202,35 @@ def final_run_rows(bundle: dict, live: Path) -> list[dict]:
                 },
                 "regret_end_argmin": _final_regret(final, end),
                 "regret_all_rounds_argmin": _final_regret(final, mean),
+                "cost_fit": cost_fit(ratios, end, final),
                 "regret_by_round": [
                     _final_regret(final, np.interp(ratios, grid, m)) for m in micro
                 ],
             }
         )
     return rows
+
+
+def _cost_lines(same: list[dict]) -> list[str]:
+    """The fit final = a + b x end + c x ratio per same-state run (`cost_fit`)."""
+    lines = [
+        "",
+        "The final runs' curve as the end curve plus a linear capacity cost (final = a + b x end "
+        "+ c x ratio; gamma = the cost over [0.1, 0.8] as a share of the end curve's range):",
+        "",
+        "| pair | seed | b | c (nats per unit ratio) | R^2 | R^2 without the cost | gamma |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in same:
+        f = r["cost_fit"]
+        lines.append(
+            f"| {r['pair']} | {r['seed']} | {f['b']:.3f} | {f['c']:.3f} | {f['r2']:.3f} | "
+            f"{f['r2_end_only']:.3f} | {f['gamma']:.2f} |"
+        )
+    summ = [r["cost_fit"]["gamma"] for r in same if "summ" in r["pair"]]
+    if summ:
+        lines.append(f"| summarisation, median of {len(summ)} | | | | | | {np.median(summ):.2f} |")
+    return lines
 
 
 def _by_round_lines(same: list[dict]) -> list[str]:
@@ -351,6 +400,7 @@ def main(args: Args) -> int:
             )
         if same:
             lines += _by_round_lines(same)
+            lines += _cost_lines(same)
     out["final_runs"] = final
     if args.plot is not None and final:
         plot_final_runs(final, args.plot)

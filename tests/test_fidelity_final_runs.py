@@ -63,3 +63,17 @@ def test_the_end_curve_is_scored_on_the_final_runs_of_the_same_prepared_state(tm
     assert _module().final_run_rows(bundle, tmp_path / "missing") == []
     _module().plot_final_runs(rows, tmp_path / "final.png")
     assert (tmp_path / "final.png").stat().st_size > 1000
+
+
+def test_the_cost_fit_recovers_a_linear_cost_on_top_of_the_end_curve():
+    ratios = np.round(np.arange(0.1, 0.85, 0.1), 1)
+    end = np.where(ratios > 0.5, 10.0 * (ratios - 0.5) ** 2, 0.0) + 0.01 * np.sin(9 * ratios)
+    final = 2.0 + 0.1 * end + 0.3 * ratios
+    fit = _module().cost_fit(ratios, end, final)
+    assert (fit["b"], fit["c"], fit["r2"]) == (
+        pytest.approx(0.1),
+        pytest.approx(0.3),
+        pytest.approx(1.0),
+    )
+    assert fit["r2_end_only"] < 0.99
+    assert fit["gamma"] == pytest.approx(0.3 / 0.1 * 0.7 / np.ptp(end))
