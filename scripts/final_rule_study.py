@@ -17,10 +17,12 @@ them on stored episodes (no new episode: every rule reads the same probes):
   which trains under the mask from its first step, pays least at the smallest.
 
 Regret is each instance's own (`Instance.regret`): the final-run curve on `real` instances that
-have one, the end curve elsewhere. Families are grouped: real with a final-run curve, real
-without, moving (moving, morphing, two_minima) and static (the rest). Printed: mean regret (%)
-per agent, budget, group and reading; nothing is written. A study, not a rule: a reading
-becomes a `--controller.pstar-rule` only after it wins here AND on the live pairs.
+have one, the end curve elsewhere (`--score-on train-final`: plus the final run's capacity
+cost, `grasp_env.surrogate.FINAL_COST`, on the same episodes). Families are grouped: real with
+a final-run curve, real without, moving (moving, morphing, two_minima) and static (the rest).
+Printed: mean regret (%) per agent, budget, group and reading; nothing is written. A study,
+not a rule: a reading becomes a `--controller.pstar-rule` only after it wins here AND on the
+live pairs.
 """
 
 from __future__ import annotations
@@ -48,6 +50,25 @@ def low_edge(post: SplinePosterior, kappa: float) -> float:
     while lo > 0 and near[lo - 1]:
         lo -= 1
     return float(post.grid[lo])
+
+
+def scored_on(ran: str, score: str) -> dict[str, Instance]:
+    """Episode instance name -> the instance its regret is scored on (`score`'s, same position).
+
+    The probes of an episode do not depend on the true curve (the noise unit is the end
+    curve's range), so the episodes of `ran` can be scored on a set that differs only there.
+    """
+    a, b = instance_set(ran), instance_set(score)
+    same = len(a) == len(b) and all(
+        (x.family, x.params, x.seed) == (y.family, y.params, y.seed)
+        for x, y in zip(a, b, strict=False)
+    )
+    if not same:
+        raise SystemExit(
+            f"--score-on {score}: its instances are not {ran}'s with another true curve; fix: "
+            f"use {ran} or {ran}-final"
+        )
+    return {x.name: y for x, y in zip(a, b, strict=True)}
 
 
 def group(inst: Instance) -> str:
@@ -78,10 +99,16 @@ def main(argv: list[str] | None = None) -> None:
     """Print the table for an agent-table JSON written with --keep-probes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("table", type=Path, help="runners/agent_table.py --keep-probes JSON")
+    parser.add_argument(
+        "--score-on",
+        default=None,
+        help="score the same episodes on this instance set instead (e.g. train-final: the same "
+        "instances and probes, the final run's capacity cost on the true curve)",
+    )
     args = parser.parse_args(argv)
     payload = json.loads(args.table.read_text(encoding="utf-8"))
     cfg = payload["config"]
-    by_name = {i.name: i for i in instance_set(cfg["instances"])}
+    by_name = scored_on(cfg["instances"], args.score_on or cfg["instances"])
     ctrl = cfg["experiment"]["controller"]
     scores: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for e in payload["episodes"]:
@@ -96,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, ratio in readings(probes, ctrl["p_min"], ctrl["p_max"]).items():
             row[name].append(inst.regret(ratio))
     names = list(next(iter(scores.values())))
-    print(f"Mean regret (%) on `{cfg['instances']}`, {cfg['seeds']} seeds, from {args.table}")
+    where = args.score_on or cfg["instances"]
+    print(f"Mean regret (%) on `{where}`, {cfg['seeds']} seeds, from {args.table}")
     print()
     print("| agent | rounds | group | " + " | ".join(names) + " |")
     print("|---|---|---|" + "---|" * len(names))

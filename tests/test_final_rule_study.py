@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from grasp_env.pstar import Probes, spline_posterior
 from grasp_env.surrogate import instance_set
@@ -37,3 +38,11 @@ def test_readings_and_groups():
     assert all(0.1 <= v <= 0.8 for v in out.values())
     groups = {study.group(i) for i in instance_set("test")}
     assert groups == {"real, final-run curve", "real, end curve", "moving", "static"}
+
+
+def test_episodes_are_rescored_only_on_the_same_instances():
+    pairs = study.scored_on("test", "test-final")
+    assert len(pairs) == len(instance_set("test"))
+    assert any(inst.final_cost for inst in pairs.values())
+    with pytest.raises(SystemExit, match="fix"):
+        study.scored_on("test", "train")
