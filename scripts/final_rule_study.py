@@ -14,7 +14,9 @@ them on stored episodes (no new episode: every rule reads the same probes):
   (`grasp_env.pstar.spline_posterior(..., ahead=-1)`), or pooled over every round (no drift);
 - the LOW edge of the near-minimal stretch (the least pruning within kappa posterior sds of the
   minimum) instead of its centre: among ratios the probes cannot tell apart, the final run,
-  which trains under the mask from its first step, pays least at the smallest.
+  which trains under the mask from its first step, pays least at the smallest;
+- the curve plus the final run's measured capacity cost (`FINAL_COST` of the fitted curve's
+  range, rising over the grid): the decision if the final run meets end curve + cost.
 
 Regret is each instance's own (`Instance.regret`): the final-run curve on `real` instances that
 have one, the end curve elsewhere (`--score-on train-final`: plus the final run's capacity
@@ -35,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_env.pstar import PESSIMISM, Probes, SplinePosterior, spline_posterior
-from grasp_env.surrogate import Instance, instance_set
+from grasp_env.surrogate import FINAL_COST, Instance, instance_set
 
 KAPPAS = (0.5, 1.0, 2.0)
 """Widths (posterior sds) of the near-minimal stretch whose low edge is read."""
@@ -71,6 +73,20 @@ def scored_on(ran: str, score: str) -> dict[str, Instance]:
     return {x.name: y for x, y in zip(a, b, strict=True)}
 
 
+def with_cost(post: SplinePosterior, cost: float = FINAL_COST) -> float:
+    """The minimiser of the mean curve plus the final run's capacity cost.
+
+    The cost is `cost` x the curve's range over the searched points, rising linearly over the
+    grid: the decision if the final run meets the end curve plus that cost, as the live grids
+    measured.
+    """
+    score = post._searched_score(PESSIMISM)
+    searched = np.isfinite(score)
+    span = float(np.ptp(post.mean[searched]))
+    slope = (post.grid - post.grid[0]) / (post.grid[-1] - post.grid[0])
+    return float(post.grid[int(np.argmin(score + cost * span * slope))])
+
+
 def group(inst: Instance) -> str:
     """The family group a row of the table is reported under."""
     if inst.family == "real":
@@ -90,6 +106,7 @@ def readings(probes: Probes, p_min: float, p_max: float) -> dict[str, float]:
         if post is None:
             continue
         out[f"{name}, centre"] = post.ratio
+        out[f"{name}, + cost"] = with_cost(post)
         for kappa in KAPPAS:
             out[f"{name}, low edge {kappa:g} sd"] = low_edge(post, kappa)
     return out

@@ -46,3 +46,9 @@ def test_episodes_are_rescored_only_on_the_same_instances():
     assert any(inst.final_cost for inst in pairs.values())
     with pytest.raises(SystemExit, match="fix"):
         study.scored_on("test", "train")
+
+
+def test_the_cost_reading_moves_towards_less_pruning():
+    post = spline_posterior(_flat_then_cliff_probes(2), 0.1, 0.8)
+    assert study.with_cost(post, 0.0) == post.centred_ratio(0.0)
+    assert study.with_cost(post, 0.5) < post.centred_ratio(0.0) - 0.1
