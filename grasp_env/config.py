@@ -31,6 +31,7 @@ import tyro
 from grasp_env.data.embedded import EmbeddedConfig
 from grasp_env.data.splits import SplitSizes
 from grasp_env.lm.backbone import TinyBackboneConfig
+from grasp_env.pstar import FINAL_COST
 
 __all__ = [
     "AdapterConfig",
@@ -376,16 +377,21 @@ class ControllerConfig:
     commit_mask: Literal["committed", "candidate"] = "committed"
     """Build the committed mask at the committed (clipped) ratio, or at the candidate's ratio
     as the reference code does (its recorded ratio and real sparsity then disagree)."""
-    pstar_rule: Literal["spline", "spline_recent", "quadratic", "best_reward", "last_committed"] = (
-        "spline"
-    )
+    pstar_rule: Literal[
+        "spline", "spline_recent", "spline_cost", "quadratic", "best_reward", "last_committed"
+    ] = "spline"
     """How p* is read from the run, for every agent (the ratio the final run trains at): spline
     (minimiser of a penalised spline fitted to every probe with round fixed effects),
     spline_recent (the same with a drift of the curve over the run and a random change of its
     shape per round: the centre of the near-minimal stretch of the curve at the last round;
     better on the surrogate's instances, worse on the live pairs' final runs, so not the
-    default), quadratic, best_reward (the paper: the candidate with the largest single reward)
-    or last_committed."""
+    default), spline_cost (one curve over every round plus the final run's capacity cost,
+    --controller.final-cost: the final run pays for every pruned weight), quadratic,
+    best_reward (the paper: the candidate with the largest single reward) or last_committed."""
+    final_cost: float = FINAL_COST
+    """spline_cost only: the final run's capacity cost as a share of the probed curve's range,
+    rising linearly over [p_min, p_max] (0.5: measured on the live grids,
+    `grasp_env.pstar.FINAL_COST`)."""
     pstar_extrapolate: bool = False
     """quadratic rule only: search the fitted curve over all of [p_min, p_max] instead of the
     probed range."""
@@ -401,6 +407,7 @@ class ControllerConfig:
 
     def __post_init__(self) -> None:
         _finite(self, "p_min", "p_max", "p_init", "max_step_delta", "settle_tol")
+        _finite(self, "final_cost", nonnegative=True)
         if not (0.0 <= self.p_min < self.p_max <= 1.0):
             raise ValueError(
                 f"ControllerConfig.p_min={self.p_min!r}, p_max={self.p_max!r}: need "
@@ -914,6 +921,8 @@ def unused_settings(
         unused("controller", "--agent fixed runs no controller episode")
     if tree.controller.pstar_rule != "quadratic":
         unused("controller.pstar_extrapolate", "read by --controller.pstar-rule quadratic only")
+    if tree.controller.pstar_rule != "spline_cost":
+        unused("controller.final_cost", "read by --controller.pstar-rule spline_cost only")
     if tree.controller.settle_rounds == 0:
         unused("controller.settle_tol", "read only with --controller.settle-rounds > 0")
         unused("controller.min_rounds", "read only with --controller.settle-rounds > 0")

@@ -21,6 +21,8 @@ __all__ = [
 ]
 
 PSTAR_RULES: tuple[str, ...] = choices(ControllerConfig, "pstar_rule")
+FITTED_RULES: tuple[str, ...] = ("spline", "spline_recent", "spline_cost", "quadratic")
+"""The rules that fit a curve to every probe (`pstar_fit`); the others read the history."""
 """The p* rules `learned_ratio` knows (`--controller.pstar-rule`)."""
 
 _LOSS_CAP = 20.0
@@ -322,7 +324,7 @@ class GraspLoRAEnv(gym.Env):
         rule = rule or self.config.pstar_rule
         if rule not in PSTAR_RULES:
             raise ValueError(f"p* rule={rule!r} is unknown; fix: use one of {PSTAR_RULES}")
-        if rule in ("spline", "spline_recent", "quadratic"):
+        if rule in FITTED_RULES:
             fit = self.pstar_fit(rule)
             return float(fit.ratio) if fit is not None else float(self.committed)
         if rule == "last_committed" or self.best_reward == -math.inf:
@@ -341,7 +343,7 @@ class GraspLoRAEnv(gym.Env):
         )
 
     def pstar_fit(self, rule: str = "spline"):
-        """The fit behind a fitted rule (spline, spline_recent, quadratic) or None.
+        """The fit behind a fitted rule (FITTED_RULES) or None.
 
         L0 enters at the ratio of the mask it was measured with (0 before the first commit).
         """
@@ -357,7 +359,13 @@ class GraspLoRAEnv(gym.Env):
         return fits[key][1]
 
     def _fit(self, rule: str):
-        from grasp_env.pstar import fit_quadratic, fit_spline, fit_spline_recent, probes_of
+        from grasp_env.pstar import (
+            fit_quadratic,
+            fit_spline,
+            fit_spline_cost,
+            fit_spline_recent,
+            probes_of,
+        )
 
         probes = probes_of(
             [
@@ -372,6 +380,8 @@ class GraspLoRAEnv(gym.Env):
             return fit_quadratic(probes, cfg.p_min, cfg.p_max, cfg.pstar_extrapolate)
         if rule == "spline_recent":
             return fit_spline_recent(probes, cfg.p_min, cfg.p_max)
+        if rule == "spline_cost":
+            return fit_spline_cost(probes, cfg.p_min, cfg.p_max, cfg.final_cost)
         return fit_spline(probes, cfg.p_min, cfg.p_max)
 
     def close(self) -> None:

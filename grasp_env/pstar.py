@@ -19,6 +19,10 @@ absorbing the training progress, and return the minimiser of f:
   cannot. The minimiser is searched only where the run probed densely (at least 4 probes
   within +-0.05), so a sparsely probed edge cannot produce a spurious minimum.
 - `fit_quadratic` (rule 'quadratic'): f a quadratic; unbiased only when the curve is one.
+- `fit_spline_cost` (rule 'spline_cost'): one curve over every round (the round-aware model
+  without drift) plus the final run's capacity cost, a slope of `FINAL_COST` of the curve's
+  range: the final run trains under the mask from its first step and pays for every pruned
+  weight, which no probe of the controller run sees (docs/SURROGATE.md).
 - `fit_spline_recent` (rule 'spline_recent'; better than 'spline' on the surrogate's
   instances, worse on the live pairs' final runs, docs/results/controller_v2.md): the curve at
   the LAST round from
@@ -47,12 +51,14 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "FINAL_COST",
     "PstarFit",
     "Probes",
     "SplinePosterior",
     "bspline_basis",
     "fit_quadratic",
     "fit_spline",
+    "fit_spline_cost",
     "fit_spline_recent",
     "probes_of",
     "spline_posterior",
@@ -499,6 +505,45 @@ def spline_posterior(
         hyper,
         centre,
     )
+
+
+FINAL_COST = 0.5
+"""The final run's capacity cost rule 'spline_cost' assumes by default, as a share of the probed
+curve's range over [p_min, p_max]: what the live grids measured (the final runs' loss = a + b x
+end curve + c x ratio, R^2 0.99-1.00 on the six summarisation runs, c over the ratio range 0.39-
+0.69 of b x the end curve's range, median 0.50: scripts/surrogate_fidelity.py). Also the
+surrogate's `grasp_env.surrogate.FINAL_COST`."""
+
+
+def fit_spline_cost(
+    probes: Probes, p_min: float, p_max: float, cost: float = FINAL_COST
+) -> PstarFit | None:
+    """Rule 'spline_cost': the curve over every round plus the final run's capacity cost.
+
+    Why: the final run reloads the merged adapter and trains with pruning fixed at p* from its
+    first step, so it pays for every pruned weight, while a probe of the controller run prunes
+    an adapter already trained and sees no cost until the cliff. On the live pairs the final
+    runs' loss is the probed end curve, shrunk, plus a cost rising linearly with the ratio
+    (`FINAL_COST`). This rule fits the probed curve as 'spline' does, one curve for every round
+    (`spline_posterior` without drift: REML-chosen smoothing, round effects and the per-round
+    change of the curve's shape), and returns the minimiser over the densely probed points of
+    that curve plus cost x its range there x (ratio - p_min) / (p_max - p_min). cost = 0: the
+    pooled curve's argmin. With fewer than 4 distinct ratios, `fit_quadratic`'s answer.
+    """
+    if not (np.isfinite(cost) and cost >= 0):
+        raise ValueError(
+            f"cost={cost!r}; fix: give the final run's capacity cost as a finite share of the "
+            f"curve's range >= 0 (default {FINAL_COST:g}, measured on the live grids)"
+        )
+    post = spline_posterior(probes, p_min, p_max, drift=False)
+    if post is None:
+        return fit_quadratic(probes, p_min, p_max)
+    score = post._searched_score(0.0)
+    searched = np.isfinite(score)
+    span = float(np.ptp(post.mean[searched]))
+    score = score + cost * span * (post.grid - p_min) / (p_max - p_min)
+    ratio = float(post.grid[int(np.argmin(score))])
+    return PstarFit(ratio, post.grid, post.mean, post.n_points, post.penalty)
 
 
 def fit_spline_recent(

@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from grasp_env.pstar import FINAL_COST as PSTAR_FINAL_COST
 from grasp_env.synthetic import SHAPES, _raw
 
 __all__ = [
@@ -109,12 +110,10 @@ FINAL_DATA = Path(__file__).resolve().parent / "data" / "final_curves.json"
 """The packaged final-run curves (scripts/final_curves.py: the live grids, 4 pairs x 3 seeds);
 a `real` instance's `final` parameter '<task>-<source>-<target>-s<seed>' names one."""
 
-FINAL_COST = 0.5
+FINAL_COST = PSTAR_FINAL_COST
 """The final run's capacity cost the live grids measured, as a share of the end curve's range
-over [p_min, p_max]: on the six summarisation runs with a grid on the same prepared state,
-final loss = a + b x end curve + c x ratio fits with R^2 0.99-1.00 and c / b over the ratio
-range is 0.39-0.69 of the end curve's range (median 0.5; scripts/surrogate_fidelity.py). The
-`-final` instance sets put it on every instance without a measured final-run curve."""
+over [p_min, p_max] (`grasp_env.pstar.FINAL_COST`, 0.5). The `-final` instance sets put it on
+every instance without a measured final-run curve."""
 
 FINAL_LOSS = "test_loss"
 """Which final-run loss is the true curve: the 300-row test loss, what the user gets and the

@@ -54,8 +54,8 @@ def low_edge(post: SplinePosterior, kappa: float) -> float:
     return float(post.grid[lo])
 
 
-def scored_on(ran: str, score: str) -> dict[str, Instance]:
-    """Episode instance name -> the instance its regret is scored on (`score`'s, same position).
+def scored_on(ran: str, score: str) -> list[Instance]:
+    """The instances of `score`, checked to be `ran`'s (an episode's `instance` is an index).
 
     The probes of an episode do not depend on the true curve (the noise unit is the end
     curve's range), so the episodes of `ran` can be scored on a set that differs only there.
@@ -70,7 +70,7 @@ def scored_on(ran: str, score: str) -> dict[str, Instance]:
             f"--score-on {score}: its instances are not {ran}'s with another true curve; fix: "
             f"use {ran} or {ran}-final"
         )
-    return {x.name: y for x, y in zip(a, b, strict=True)}
+    return b
 
 
 def with_cost(post: SplinePosterior, cost: float = FINAL_COST) -> float:
@@ -125,18 +125,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     payload = json.loads(args.table.read_text(encoding="utf-8"))
     cfg = payload["config"]
-    by_name = scored_on(cfg["instances"], args.score_on or cfg["instances"])
+    instances = scored_on(cfg["instances"], args.score_on or cfg["instances"])
     ctrl = cfg["experiment"]["controller"]
     scores: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for e in payload["episodes"]:
         if "data" not in e:
             raise SystemExit(f"{args.table} has no probes; fix: rerun the table with --keep-probes")
-        inst = by_name[e["instance"]]
+        inst = instances[e["instance"]]
         rounds, ratios, losses = (np.asarray(v) for v in e["data"])
         probes = Probes(rounds.astype(int), ratios.astype(float), losses.astype(float))
         row = scores[(e["agent"], e["rounds"], group(inst))]
         for rule in ("spline", "spline_recent"):
-            row[f"rule {rule}"].append(e["regret"][rule])
+            row[f"rule {rule}"].append(inst.regret(e["pstar"][rule]))
         for name, ratio in readings(probes, ctrl["p_min"], ctrl["p_max"]).items():
             row[name].append(inst.regret(ratio))
     names = list(next(iter(scores.values())))

@@ -140,6 +140,14 @@ CASES = {
         ["--method", "paper", "--grpo.max-mu-step", "0.1"],
         "--grpo.max-mu-step (used by --grpo.update natural only)",
     ),
+    "final-run cost without the rule that reads it": (
+        ["--controller.final-cost", "0.3"],
+        "--controller.final-cost (read by --controller.pstar-rule spline_cost only)",
+    ),
+    "negative final-run cost": (
+        ["--controller.pstar-rule", "spline_cost", "--controller.final-cost", "-0.1"],
+        "final_cost=-0.1",
+    ),
     "settle tolerance without settling": (
         ["--controller.settle-tol", "0.05"],
         "--controller.settle-tol (read only with --controller.settle-rounds > 0)",

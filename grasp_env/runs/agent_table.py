@@ -94,7 +94,7 @@ def _table_agents() -> tuple[str, ...]:
 TABLE_AGENTS: tuple[str, ...] = _table_agents()
 """Every agent of the table: the registry's (`fixed` excepted; static ratios replace it) and
 grpo-paper, the cheap ones first."""
-RULES: tuple[str, ...] = ("spline_recent", "spline", "best_reward")
+RULES: tuple[str, ...] = ("spline_recent", "spline", "spline_cost", "best_reward")
 """p* rules scored on every episode (an agent's configured rule is added when it is another)."""
 FLOORS: tuple[str, ...] = ("floor", "bias_floor")
 """The two floors, scored on every episode's probes."""
@@ -929,8 +929,9 @@ def _describe(payload: dict) -> list[str]:
         "agent but grpo-paper runs in the same env settings (`--controller.*`).",
         "- Rules (p* read from the same episode, `EpisodeResult.learned_ratio_by_rule`): "
         "`spline_recent` (`grasp_env.pstar.fit_spline_recent`), `spline` (`fit_spline`, the "
-        "default `--controller.pstar-rule`, every agent's final ratio), `best_reward` (the "
-        "paper's: the candidate with the largest single reward).",
+        "default `--controller.pstar-rule`, every agent's final ratio), `spline_cost` "
+        "(`fit_spline_cost`: one curve over every round plus the final run's capacity cost), "
+        "`best_reward` (the paper's: the candidate with the largest single reward).",
         "- floor, family known = `grasp_env.surrogate.family_fit` on the episode's probes (the "
         "true family's form, Bayes decision; on `real` with a final-run curve it knows that "
         "curve too, so it says how much the probes locate, not what reading them costs); view "

@@ -1,0 +1,55 @@
+"""Rule 'spline_cost' (grasp_env.pstar.fit_spline_cost): the pooled curve plus the final cost."""
+
+import numpy as np
+import pytest
+
+from agents import make_agent
+from grasp_env.pstar import FINAL_COST, Probes, fit_spline_cost, spline_posterior
+from grasp_env.surrogate import FINAL_COST as SURROGATE_COST
+from grasp_env.surrogate import Instance, Noise, make_env
+
+
+def _probes(curve, rounds=6, seed=0, noise=0.002):
+    rng = np.random.default_rng(seed)
+    x = np.tile(np.linspace(0.1, 0.8, 10), rounds)
+    t = np.repeat(np.arange(rounds), 10)
+    return Probes(t, x, np.array([curve(v) for v in x]) + 0.05 * t + rng.normal(0, noise, x.size))
+
+
+def _flat_then_cliff(x):
+    return 1.0 + 8.0 * max(0.0, x - 0.55) ** 2
+
+
+def test_without_cost_it_is_the_pooled_curves_argmin_and_the_cost_moves_it_down():
+    probes = _probes(lambda x: (x - 0.5) ** 2)
+    pooled = spline_posterior(probes, 0.1, 0.8, drift=False)
+    assert fit_spline_cost(probes, 0.1, 0.8, 0.0).ratio == pytest.approx(
+        float(pooled.grid[np.argmin(pooled.mean)])
+    )
+    with_cost = fit_spline_cost(probes, 0.1, 0.8, 0.5).ratio
+    # (x - 0.5)^2 + 0.5 * 0.16 * (x - 0.1) / 0.7 is least at 0.5 - 0.04 / 0.7 = 0.443
+    assert with_cost == pytest.approx(0.5 - 0.04 / 0.7, abs=0.02)
+
+
+def test_on_a_flat_stretch_the_cost_picks_its_low_end():
+    probes = _probes(_flat_then_cliff, seed=1)
+    assert fit_spline_cost(probes, 0.1, 0.8).ratio < 0.15
+    assert fit_spline_cost(probes, 0.1, 0.8, 0.0).ratio > 0.2
+
+
+def test_bad_cost_is_refused_and_one_constant_serves_rule_and_surrogate():
+    with pytest.raises(ValueError, match="cost=nan.*fix"):
+        fit_spline_cost(_probes(_flat_then_cliff), 0.1, 0.8, float("nan"))
+    assert FINAL_COST == SURROGATE_COST == 0.5
+
+
+def test_the_env_reads_the_rule_with_its_configured_cost():
+    inst = Instance("symmetric", (("optimum", 0.5),), Noise(noise=0.01), final_cost=0.5)
+    ratios = {}
+    for cost in (0.0, 1.0):
+        env = make_env(inst, rounds=6, pstar_rule="spline_cost", final_cost=cost)
+        make_agent("random", env, seed=0).learn(seed=0)
+        result = env.episode_result()
+        assert result.learned_ratio == result.learned_ratio_by_rule["spline_cost"]
+        ratios[cost] = result.learned_ratio
+    assert ratios[1.0] < ratios[0.0]
