@@ -11,8 +11,9 @@ configured rule's own final run is printed beside its interpolated value, which 
 the interpolation is from a measured final run.
 
 Per pair and seed: the ratio and interpolated test loss of every rule, the grid's dev-selected
-point, and the agent's final run; then the paired difference of each rule to `--baseline`
-(mean +- s.e. over every pair and seed, nats; negative: the rule's ratio gives the lower loss).
+point, and the agent's final run; then the paired difference of each rule, the grid's point,
+the agent's measured final run and a fixed ratio (`--fixed`, no search at all) to `--baseline`
+(mean +- s.e. over every pair and seed, nats; negative: the lower loss).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def rows_of(bench: dict, agent: str) -> list[dict]:
                 "final_test_loss": run["test_loss"],
                 "final_interpolated": at(ratios, losses, run["ratio"]),
                 "rules": {r: (v, at(ratios, losses, v)) for r, v in rules.items()},
+                "curve": (ratios, losses),
             }
         )
     return out
@@ -66,6 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("root", type=Path, help="a folder of <pair>/benchmark.json")
     parser.add_argument("--agent", default="thompson")
     parser.add_argument("--baseline", default="spline", help="the rule the others are paired to")
+    parser.add_argument(
+        "--fixed", type=float, default=0.1, help="also pair a fixed ratio (a grid point: no search)"
+    )
     args = parser.parse_args(argv)
     files = sorted(args.root.glob("*/benchmark.json"))
     if not files:
@@ -102,6 +107,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, values in [
         *((rule, np.array([r["rules"][rule][1] for _, r in every])) for rule in rules),
         ("grid's dev-selected point (measured)", grid),
+        ("the agent's final run (measured)", np.array([r["final_test_loss"] for _, r in every])),
+        (f"fixed ratio {args.fixed:g}", np.array([at(*r["curve"], args.fixed) for _, r in every])),
     ]:
         diff = values - base
         se = diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else math.nan
