@@ -82,9 +82,10 @@ class Args(ExperimentConfig):
     final: Annotated[FinalConfig, tyro.conf.Suppress] = field(default_factory=FinalConfig)
     eval: Annotated[EvalConfig, tyro.conf.Suppress] = field(default_factory=EvalConfig)
 
-    instances: Literal["test", "train", "smoke"] = "test"
+    instances: Literal["test", "train", "smoke", "test-final", "train-final"] = "test"
     """Instance set (`grasp_env.surrogate.instance_set`): test (report), train (tuning), smoke
-    (one per family)."""
+    (one per family); test-final / train-final: the same instances whose final run pays the
+    capacity cost the live grids measured (`Instance.final_cost`)."""
     seeds: int = 10
     """Episodes per instance, agent and budget (seeds 0 .. seeds-1)."""
     rounds: tuple[int, ...] = (15, 6)
