@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +37,18 @@ def tiny_backbone_dir(isolated_cache):
 
     tiny = ExperimentConfig.from_preset("tiny").backbone.tiny
     return ensure_tiny_backbone(tiny, progress=False, log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """A loader of scripts/<name>.py by path (scripts/ is no package; no sys.path edit)."""
+    root = Path(__file__).resolve().parents[1] / "scripts"
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, root / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # a dataclass resolves annotations through sys.modules
+        spec.loader.exec_module(module)
+        return module
+
+    return load

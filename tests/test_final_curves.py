@@ -1,7 +1,6 @@
 """Final-run curves: the live grids as `real` instances' true curve (scripts/final_curves.py)."""
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,11 @@ from grasp_env.surrogate import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import final_curves  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def final_curves(load_script):
+    return load_script("final_curves")
 
 
 def _prints(path):
@@ -66,7 +68,7 @@ def test_the_instance_sets_use_every_final_curve_of_the_same_state():
         assert any("final" in i.p for i in real)
 
 
-def test_a_final_curve_is_refused_off_real_or_from_another_prepared_state():
+def test_a_final_curve_is_refused_off_real_or_from_another_prepared_state(final_curves):
     with pytest.raises(ValueError, match="final=.*fix: only `real`"):
         Instance("symmetric", (("optimum", 0.4), ("final", "qa-en-zh-s1337")))
     probes, finals = _prints(PROBE_DATA), _prints(FINAL_DATA)
@@ -77,7 +79,7 @@ def test_a_final_curve_is_refused_off_real_or_from_another_prepared_state():
         load_final("qa-en-xx-s1")
 
 
-def test_the_packaged_file_is_what_the_script_builds_from_the_live_grids():
+def test_the_packaged_file_is_what_the_script_builds_from_the_live_grids(final_curves):
     packaged = json.loads(FINAL_DATA.read_text())
     rebuilt = final_curves.build(ROOT / "docs" / "results" / "live")
     assert rebuilt["runs"] == packaged["runs"]
@@ -92,7 +94,7 @@ def _benchmark(rows):
     }
 
 
-def test_the_script_sorts_each_grid_and_refuses_a_seed_without_one(tmp_path):
+def test_the_script_sorts_each_grid_and_refuses_a_seed_without_one(tmp_path, final_curves):
     runs = final_curves.runs_of(_benchmark(2))
     assert [r["seed"] for r in runs] == [1, 2] and runs[1]["fingerprint"] == "bb"
     assert runs[0]["ratios"] == [0.1, 0.2] and runs[0]["test_loss"] == [2.1, 1.1]

@@ -1,16 +1,15 @@
 """scripts/final_rule_study.py: the low edge of the near-minimal stretch, and the grouping."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from grasp_env.pstar import Probes, spline_posterior
 from grasp_env.surrogate import instance_set
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import final_rule_study as study  # noqa: E402
+
+@pytest.fixture(scope="module")
+def study(load_script):
+    return load_script("final_rule_study")
 
 
 def _flat_then_cliff_probes(seed=0):
@@ -24,7 +23,7 @@ def _flat_then_cliff_probes(seed=0):
     return Probes(np.array(rounds), np.array(ratios), np.array(losses))
 
 
-def test_the_low_edge_lies_below_the_centre_on_a_flat_stretch_and_widens_with_kappa():
+def test_the_low_edge_lies_below_the_centre_on_a_flat_stretch_and_widens_with_kappa(study):
     post = spline_posterior(_flat_then_cliff_probes(), 0.1, 0.8)
     edges = [study.low_edge(post, k) for k in (0.0, 1.0, 4.0)]
     assert edges[0] == post.centred_ratio(0.0)  # kappa 0: the argmin itself
@@ -32,7 +31,7 @@ def test_the_low_edge_lies_below_the_centre_on_a_flat_stretch_and_widens_with_ka
     assert edges[2] < post.ratio < 0.55  # the flat stretch: the edge below its centre
 
 
-def test_readings_and_groups():
+def test_readings_and_groups(study):
     out = study.readings(_flat_then_cliff_probes(1), 0.1, 0.8)
     assert {"last, centre", "first, centre", "pooled, low edge 1 sd"} <= set(out)
     assert all(0.1 <= v <= 0.8 for v in out.values())
@@ -40,7 +39,7 @@ def test_readings_and_groups():
     assert groups == {"real, final-run curve", "real, end curve", "moving", "static"}
 
 
-def test_episodes_are_rescored_only_on_the_same_instances():
+def test_episodes_are_rescored_only_on_the_same_instances(study):
     scored = study.scored_on("test", "test-final")
     assert [i.params for i in scored] == [i.params for i in instance_set("test")]
     assert any(inst.final_cost for inst in scored)
@@ -48,7 +47,7 @@ def test_episodes_are_rescored_only_on_the_same_instances():
         study.scored_on("test", "train")
 
 
-def test_the_cost_reading_moves_towards_less_pruning():
+def test_the_cost_reading_moves_towards_less_pruning(study):
     post = spline_posterior(_flat_then_cliff_probes(2), 0.1, 0.8)
     assert study.with_cost(post, 0.0) == post.centred_ratio(0.0)
     assert study.with_cost(post, 0.5) < post.centred_ratio(0.0) - 0.1

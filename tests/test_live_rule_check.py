@@ -1,13 +1,13 @@
 """scripts/live_rule_check.py: every rule's ratio scored on the same seed's final-run grid."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import live_rule_check  # noqa: E402
+
+@pytest.fixture(scope="module")
+def live_rule_check(load_script):
+    return load_script("live_rule_check")
 
 
 def _bench():
@@ -29,7 +29,7 @@ def _bench():
     }
 
 
-def test_each_rule_is_read_off_the_grid_of_final_runs(tmp_path, capsys):
+def test_each_rule_is_read_off_the_grid_of_final_runs(tmp_path, capsys, live_rule_check):
     (row,) = live_rule_check.rows_of(_bench(), "thompson")
     assert row["rules"]["spline_cost"] == (0.15, pytest.approx(1.15))
     assert row["final_interpolated"] == pytest.approx(1.25)

@@ -170,6 +170,7 @@ def test_env_learns_a_known_optimum_with_the_default_rule():
     assert set(result.learned_ratio_by_rule) == {
         "spline",
         "spline_recent",
+        "spline_cost",
         "quadratic",
         "best_reward",
         "last_committed",
