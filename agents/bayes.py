@@ -219,6 +219,8 @@ class ThompsonController:
             n_explore = 0  # no later round can use what an exploring probe finds
         if post is not None and cfg.inflate != 1.0:
             post = replace(post, factor=post.factor * cfg.inflate)
+        if post is not None and self._ctrl.pstar_rule == "spline_cost":
+            post = self._with_final_cost(post)
         ts: list[float] = []
         if post is not None:
             n_greedy = min(c - n_explore, cfg.greedy)
@@ -227,6 +229,19 @@ class ThompsonController:
         explore = golden_points(self.offset, self.explored, n_explore, self.p_min, self.p_max)
         self.explored += n_explore
         return plan_round(ts, explore, cfg.min_gap, self.p_min, self.p_max)
+
+    def _with_final_cost(self, post: Any) -> Any:
+        """The posterior with the final run's capacity cost added to its mean.
+
+        Under `--controller.pstar-rule spline_cost` the final run trains at the minimiser of
+        the curve plus `final_cost` x its range x (ratio - p_min) / (p_max - p_min)
+        (`grasp_env.pstar.fit_spline_cost`); the draws then aim at that minimiser too, so the
+        probes land where the rule will read, not at the probed curve's own minimum.
+        """
+        searched = post.dense if post.dense.any() else np.ones_like(post.dense)
+        span = float(np.ptp(post.mean[searched]))
+        slope = (post.grid - self.p_min) / (self.p_max - self.p_min)
+        return replace(post, mean=post.mean + float(self._ctrl.final_cost) * span * slope)
 
     def _thompson_draws(self, post: Any, n: int) -> list[float]:
         """`n` probes from the posterior, each a draw's argmin or (top-two) a challenger.

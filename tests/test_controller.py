@@ -277,3 +277,22 @@ def test_the_new_thompson_settings_are_checked():
     for factor in (-0.1, float("nan")):
         with pytest.raises(ValueError, match="bracket"):
             ThompsonConfig(bracket=factor)
+
+
+def test_under_spline_cost_the_draws_aim_at_the_cost_adjusted_minimum():
+    flat = Instance("flat_bottom", (("optimum", 0.45),), Noise(noise=0.01), seed=4)
+    probed = {}
+    for rule in ("spline", "spline_cost"):
+        env = make_env(flat, 8, pstar_rule=rule)
+        agent = ThompsonController(env, seed=2)
+        agent.learn(seed=2)
+        late = [r for h in env.unwrapped.history[4:] for r in h["candidates"]]
+        probed[rule] = float(np.mean(late))
+        if rule == "spline_cost":
+            post = agent.posterior()
+            shifted = agent._with_final_cost(post)
+            span = float(np.ptp(post.mean[post.dense]))
+            slope = (post.grid - 0.1) / 0.7
+            assert np.allclose(shifted.mean - post.mean, 0.5 * span * slope)
+            assert np.array_equal(shifted.factor, post.factor)  # the uncertainty is unchanged
+    assert probed["spline_cost"] < probed["spline"] - 0.02  # towards less pruning
