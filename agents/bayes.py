@@ -47,7 +47,7 @@ import numpy as np
 from agents.grpo import action_for
 from grasp_env.atomic import atomic_write_text
 from grasp_env.config import ThompsonConfig
-from grasp_env.pstar import Probes, fit_spline_recent, spline_posterior
+from grasp_env.pstar import Probes, fit_spline_recent, spline_posterior, with_final_cost
 
 __all__ = ["ThompsonConfig", "ThompsonController", "golden_points", "plan_round"]
 # ThompsonConfig lives in the config tree (grasp_env.config) and is re-exported here.
@@ -239,10 +239,7 @@ class ThompsonController:
         (`grasp_env.pstar.fit_spline_cost`); the draws then aim at that minimiser too, so the
         probes land where the rule will read, not at the probed curve's own minimum.
         """
-        searched = post.dense if post.dense.any() else np.ones_like(post.dense)
-        span = float(np.ptp(post.mean[searched]))
-        slope = (post.grid - self.p_min) / (self.p_max - self.p_min)
-        return replace(post, mean=post.mean + float(self._ctrl.final_cost) * span * slope)
+        return with_final_cost(post, float(self._ctrl.final_cost), self.p_min, self.p_max)
 
     def _thompson_draws(self, post: Any, n: int) -> list[float]:
         """`n` probes from the posterior, each a draw's argmin or (top-two) a challenger.

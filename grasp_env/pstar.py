@@ -46,7 +46,7 @@ pandas and patsy and an optimiser per fit); the whole fit is a few small linear 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -62,6 +62,7 @@ __all__ = [
     "fit_spline_recent",
     "probes_of",
     "spline_posterior",
+    "with_final_cost",
 ]
 
 _KNOTS = np.linspace(0.0, 1.0, 15)
@@ -538,12 +539,23 @@ def fit_spline_cost(
     post = spline_posterior(probes, p_min, p_max, drift=False)
     if post is None:
         return fit_quadratic(probes, p_min, p_max)
-    score = post._searched_score(0.0)
-    searched = np.isfinite(score)
-    span = float(np.ptp(post.mean[searched]))
-    score = score + cost * span * (post.grid - p_min) / (p_max - p_min)
-    ratio = float(post.grid[int(np.argmin(score))])
+    ratio = with_final_cost(post, cost, p_min, p_max).pessimistic_ratio(0.0)
     return PstarFit(ratio, post.grid, post.mean, post.n_points, post.penalty)
+
+
+def with_final_cost(
+    post: SplinePosterior, cost: float, p_min: float, p_max: float
+) -> SplinePosterior:
+    """`post` with the final run's capacity cost added to its mean (its spread unchanged).
+
+    The cost is `cost` x the mean's range over the searched points (the densely probed ones,
+    or all when none is) x (ratio - p_min) / (p_max - p_min): the one definition of "curve plus
+    cost" that rule 'spline_cost' reads and the Thompson controller aims its draws at.
+    """
+    searched = post.dense if post.dense.any() else np.ones_like(post.dense)
+    span = float(np.ptp(post.mean[searched]))
+    slope = (post.grid - p_min) / (p_max - p_min)
+    return replace(post, mean=post.mean + cost * span * slope)
 
 
 def fit_spline_recent(

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_env.pstar import PESSIMISM, Probes, SplinePosterior, spline_posterior
+from grasp_env.pstar import PESSIMISM, Probes, SplinePosterior, spline_posterior, with_final_cost
 from grasp_env.surrogate import FINAL_COST, Instance, instance_set
 
 KAPPAS = (0.5, 1.0, 2.0)
@@ -74,17 +74,12 @@ def scored_on(ran: str, score: str) -> list[Instance]:
 
 
 def with_cost(post: SplinePosterior, cost: float = FINAL_COST) -> float:
-    """The minimiser of the mean curve plus the final run's capacity cost.
+    """The minimiser of the mean curve plus the final run's capacity cost (`with_final_cost`).
 
-    The cost is `cost` x the curve's range over the searched points, rising linearly over the
-    grid: the decision if the final run meets the end curve plus that cost, as the live grids
+    The decision if the final run meets the end curve plus that cost, as the live grids
     measured.
     """
-    score = post._searched_score(PESSIMISM)
-    searched = np.isfinite(score)
-    span = float(np.ptp(post.mean[searched]))
-    slope = (post.grid - post.grid[0]) / (post.grid[-1] - post.grid[0])
-    return float(post.grid[int(np.argmin(score + cost * span * slope))])
+    return with_final_cost(post, cost, post.grid[0], post.grid[-1]).pessimistic_ratio(0.0)
 
 
 def group(inst: Instance) -> str:
