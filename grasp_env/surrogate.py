@@ -77,6 +77,7 @@ __all__ = [
     "RealCurves",
     "SurrogateProcess",
     "final_for",
+    "final_model",
     "instance_set",
     "load_curves",
     "load_final",
@@ -975,6 +976,30 @@ def _location_grid(inst: Instance, around: dict[str, Any] | None = None):
     return {names[0]: aa.ravel(), names[1]: bb.ravel()}, np.full(aa.size, step * step)
 
 
+@lru_cache(maxsize=256)
+def final_model(instance: Instance) -> tuple[float, float]:
+    """(b, c) of the final run's loss = a + b x END curve + c x (ratio - p_min) / (p_max - p_min).
+
+    Least squares on the fine grid of a `real` instance with a measured final-run curve, fitted
+    on that very curve: what the probes could tell about the final run at best (the end curve,
+    shrunk, plus the capacity cost; docs/SURROGATE.md), with both coefficients known exactly.
+    The floor (`family_fit`) decides on this prediction, so on `real` it says what reading the
+    probes can reach, not what knowing the final run's own curve would: the part of that curve
+    the model leaves over (QA en->zh: R^2 0.47-0.68) no rule that reads probes can see.
+    """
+    if instance.family != "real" or "final" not in instance.p:
+        raise ValueError(
+            f"final_model: instance {instance.name!r} has no measured final-run curve; fix: "
+            "give a `real` instance with a `final` parameter"
+        )
+    grid = instance.fine_grid
+    design = np.column_stack(
+        [np.ones_like(grid), instance.end_curve(grid), instance._cost_slope(grid)]
+    )
+    coef, *_ = np.linalg.lstsq(design, instance.true_curve(grid), rcond=None)
+    return float(coef[1]), float(coef[2])
+
+
 def family_fit(
     instance: Instance,
     rounds: np.ndarray,
@@ -987,8 +1012,10 @@ def family_fit(
     The estimator knows the family and every parameter but the ones that place the curve
     (`optimum`; `o_start`/`o_end` of a moving curve, `o_from`/`o_to` of a morphing one; both
     optima of two minima; the edge and side of a plateau; the shift of a replayed real
-    curve). Model: L = c_round + a * g(x, u_round; location) + iid noise, round effects and
-    a > 0 profiled out, the noise variance from the best fit's residuals. Over a grid of
+    curve). On a `real` instance with a measured final-run curve it decides on that curve's
+    best prediction from the end curve (`final_model`), not on the curve itself.
+    Model: L = c_round + a * g(x, u_round; location) + iid noise, round effects and a > 0
+    profiled out, the noise variance from the best fit's residuals. Over a grid of
     locations (2-D families: 0.02, refined to 0.0025 near the best fit) it forms the
     posterior under a flat prior and returns the ratio with the least posterior-expected
     regret on the END curve (the Bayes decision: a least-squares argmin alone overshoots
@@ -1045,7 +1072,16 @@ def family_fit(
     weight = weight[keep] / weight[keep].sum()
     loc = {k: v[keep][:, None] for k, v in grid.items()}
     choices = np.linspace(instance.p_min, instance.p_max, 281)
-    if instance.family == "real":
+    if instance.family == "real" and "final" in instance.p:
+        lift, slope = final_model(instance)
+        curves = np.array(
+            [
+                lift * instance.located(shift=float(s))._end_shape(choices)
+                + slope * instance._cost_slope(choices)
+                for s in loc["shift"][:, 0]
+            ]
+        )
+    elif instance.family == "real":
         curves = np.array(
             [instance.located(shift=float(s))._true_shape(choices) for s in loc["shift"][:, 0]]
         )

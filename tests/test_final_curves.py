@@ -143,3 +143,33 @@ def test_the_floor_decides_on_the_curve_with_the_cost():
     pick = family_fit(inst, rounds, ratios, np.array(losses), total_rounds=5)
     assert pick == pytest.approx(inst.optimum, abs=0.01)
     assert abs(pick - 0.5) > 0.05  # not the end curve's optimum
+
+
+def test_the_real_floor_reads_the_final_run_from_the_end_curve_not_from_itself():
+    """On `real` with a final-run curve the floor decides on final_model's prediction.
+
+    Knowing the final run's own curve would make the floor 0 by construction and say nothing
+    about what reading the probes can reach; the prediction from the end curve leaves the part
+    of the final curve that no probe sees (large on QA en->zh).
+    """
+    from grasp_env.surrogate import family_fit, final_model
+
+    inst = next(i for i in instance_set("test") if "final" in i.p and "qa-en-zh" in i.p["final"])
+    grid = inst.fine_grid
+    lift, slope = final_model(inst)
+    predicted = lift * inst.end_curve(grid) + slope * inst._cost_slope(grid)
+    residual = inst.true_curve(grid) - predicted
+    assert np.ptp(residual) > 0.2 * inst.range  # the model leaves much of this curve unexplained
+    rounds = np.repeat(np.arange(6), 8)
+    ratios = np.tile(np.linspace(0.1, 0.8, 8), 6)
+    proc = SurrogateProcess(inst, budget=60)
+    proc.reset(0)
+    losses = []
+    for t in range(6):
+        proc.train(10)
+        losses += [proc.probe(float(r)) for r in ratios[rounds == t]]
+    pick = family_fit(inst, rounds, ratios, np.array(losses), total_rounds=6)
+    assert pick == pytest.approx(float(grid[np.argmin(predicted)]), abs=0.03)
+    assert inst.regret(pick) > 0.05  # the floor is no longer 0 where the model misses
+    with pytest.raises(ValueError, match="no measured final-run curve.*fix"):
+        final_model(Instance("symmetric", (("optimum", 0.4),)))

@@ -56,7 +56,7 @@ import numpy as np
 from agents import AGENT_NAMES, check_probe_batch
 from agents.baselines import SB3_ALGOS
 from grasp_env.config import ExperimentConfig, overrides, unused_settings, with_values
-from grasp_env.surrogate import FAMILIES, Instance, family_fit, instance_set
+from grasp_env.surrogate import FAMILIES, Instance, family_fit, final_model, instance_set
 
 __all__ = [
     "RULES",
@@ -300,12 +300,16 @@ def _bias_floor(instance: Instance, process: Any, cache: dict | None) -> float:
 
     What a rule that sees only micro-dev losses would pick from an exact, noise-free view of
     the final micro-dev curve: no family-agnostic rule can separate the bias from the curve.
-    On a `real` instance with a measured final-run curve it is that curve's argmin (the
-    replayed data carry no synthetic bias): regret 0. The cost of reading the controller
-    run's end curve there (`Instance.end_curve`) is no floor: a rule could read the probes
-    otherwise, so the report gives it apart (scripts/surrogate_fidelity.py).
+    On a `real` instance with a measured final-run curve (no synthetic bias) it is the argmin
+    of that curve's best prediction from the exact end curve (`final_model`: the end curve,
+    shrunk, plus the capacity cost, both coefficients fitted on the final run itself): the part
+    of the final run's curve that the end curve does not predict no probe shows.
     """
     grid = instance.fine_grid
+    if instance.family == "real" and "final" in instance.p:
+        lift, slope = final_model(instance)
+        predicted = lift * instance.end_curve(grid) + slope * instance._cost_slope(grid)
+        return float(grid[int(np.argmin(predicted))])
     probe = (0.1, 0.3, 0.5, 0.7)  # the bias is a smooth function: these points name it
     key = (instance.name, tuple(round(process.bias_at(x), 15) for x in probe))
     if cache is not None and key in cache:
@@ -933,10 +937,12 @@ def _describe(payload: dict) -> list[str]:
         "(`fit_spline_cost`: one curve over every round plus the final run's capacity cost), "
         "`best_reward` (the paper's: the candidate with the largest single reward).",
         "- floor, family known = `grasp_env.surrogate.family_fit` on the episode's probes (the "
-        "true family's form, Bayes decision; on `real` with a final-run curve it knows that "
-        "curve too, so it says how much the probes locate, not what reading them costs); view "
-        "floor = the argmin of the true curve plus the episode's fixed micro-dev bias (0 without "
-        "a bias, as on every `real` instance).",
+        "true family's form, Bayes decision; on `real` with a final-run curve it decides on that "
+        "curve's best prediction from the end curve, `grasp_env.surrogate.final_model`: end "
+        "curve, shrunk, plus the capacity cost, fitted on the final run itself); view floor = the "
+        "argmin of the true curve plus the episode's fixed micro-dev bias (0 without a bias; on "
+        "`real` with a final-run curve, the argmin of final_model's prediction from the exact "
+        "end curve).",
         "- Static ratios need no episode: each grid ratio's regret, the best single ratio per "
         "family and the best grid point per instance (both chosen in hindsight), and the "
         "oracle (the true curve's argmin: 0 by definition).",
