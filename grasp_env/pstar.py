@@ -548,12 +548,19 @@ def with_final_cost(
 ) -> SplinePosterior:
     """`post` with the final run's capacity cost added to its mean (its spread unchanged).
 
-    The cost is `cost` x the mean's range over the searched points (the densely probed ones,
-    or all when none is) x (ratio - p_min) / (p_max - p_min): the one definition of "curve plus
-    cost" that rule 'spline_cost' reads and the Thompson controller aims its draws at.
+    The cost is `cost` x the mean's range over the whole of `post.grid` ([p_min, p_max]) x
+    (ratio - p_min) / (p_max - p_min): the one definition of "curve plus cost" that rule
+    'spline_cost' reads and the Thompson controller aims its draws at. The range is taken over
+    [p_min, p_max] because that is the unit the cost was measured in (`FINAL_COST`: a share of
+    the end curve's range over the grid). Before 2026-12-07's seventh session it was the range
+    over the densely probed points only: a controller that concentrates its probes (Thompson)
+    then saw a narrow range, too small a cost and a p* too high (train-final instances, 6
+    rounds: Thompson's p* 0.105 above the optimum on average, regret 4.36% against 1.77% with
+    the whole range; docs/results/controller_v2.md, "The cost's unit"). Every controller run
+    probes at least 0.7 of [0.1, 0.8] (its exploring probes), so the range needs almost no
+    extrapolation.
     """
-    searched = post.dense if post.dense.any() else np.ones_like(post.dense)
-    span = float(np.ptp(post.mean[searched]))
+    span = float(np.ptp(post.mean))
     slope = (post.grid - p_min) / (p_max - p_min)
     return replace(post, mean=post.mean + cost * span * slope)
 

@@ -291,7 +291,7 @@ def test_under_spline_cost_the_draws_aim_at_the_cost_adjusted_minimum():
         if rule == "spline_cost":
             post = agent.posterior()
             shifted = agent._with_final_cost(post)
-            span = float(np.ptp(post.mean[post.dense]))
+            span = float(np.ptp(post.mean))  # over the whole [p_min, p_max]
             slope = (post.grid - 0.1) / 0.7
             assert np.allclose(shifted.mean - post.mean, 0.5 * span * slope)
             assert np.array_equal(shifted.factor, post.factor)  # the uncertainty is unchanged

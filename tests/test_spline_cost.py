@@ -53,3 +53,18 @@ def test_the_env_reads_the_rule_with_its_configured_cost():
         assert result.learned_ratio == result.learned_ratio_by_rule["spline_cost"]
         ratios[cost] = result.learned_ratio
     assert ratios[1.0] < ratios[0.0]
+
+
+def test_the_cost_unit_is_the_curves_range_over_the_whole_grid_not_where_probed_densely():
+    """Probes crowded at the minimum must not shrink the cost (the surrogate's and live unit)."""
+    rng = np.random.default_rng(3)
+    spread = [0.1, 0.25, 0.4, 0.65, 0.8]  # 0.15 apart: 3 probes within +-0.071 of each
+    x = np.concatenate([np.tile(spread, 3), rng.uniform(0.45, 0.55, 30)])
+    t = np.concatenate([np.repeat(np.arange(3), 5), np.repeat(np.arange(3), 10)])
+    probes = Probes(t, x, (x - 0.5) ** 2 + rng.normal(0, 1e-4, x.size))
+    post = spline_posterior(probes, 0.1, 0.8, drift=False)
+    assert not post.dense[0]  # the low edge is sparsely probed: the former unit missed it
+    # the whole range is 0.16 (at 0.1): the cost's slope 0.5 * 0.16 / 0.7 moves the minimum
+    # of (x - 0.5)^2 to 0.5 - 0.04 / 0.7 = 0.443; the dense stretch's range alone (about
+    # 0.005) would leave it near 0.5
+    assert fit_spline_cost(probes, 0.1, 0.8).ratio == pytest.approx(0.443, abs=0.02)
