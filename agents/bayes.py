@@ -16,8 +16,8 @@ the regret of the probes themselves; here only p*'s regret counts). Its running 
 (`estimate()`: callbacks, deterministic `predict`) is the 'spline_recent' rule
 (`grasp_env.pstar.fit_spline_recent`); the ratio the final run trains at is, as for every
 agent, the env's `episode_result().learned_ratio`, read by `--controller.pstar-rule`
-(default 'spline'). Under 'spline_cost' the draws aim at the minimum of the curve plus the
-final run's capacity cost, where that rule reads (`_with_final_cost`).
+(default 'spline'). Under 'spline_cost' and 'spline_recent_cost' the draws aim at the minimum
+of the curve plus the final run's capacity cost, where those rules read (`_with_final_cost`).
 Opt-in probe allocations, off by default because none lowered the train instances' regret
 (docs/results/controller_v2.md): top-two Thompson sampling (`top_two`), a probe at the
 posterior mean's argmin (`greedy`) and no exploring probe in the budget's last rounds
@@ -47,7 +47,13 @@ import numpy as np
 from agents.grpo import action_for
 from grasp_env.atomic import atomic_write_text
 from grasp_env.config import ThompsonConfig
-from grasp_env.pstar import Probes, fit_spline_recent, spline_posterior, with_final_cost
+from grasp_env.pstar import (
+    COST_RULES,
+    Probes,
+    fit_spline_recent,
+    spline_posterior,
+    with_final_cost,
+)
 
 __all__ = ["ThompsonConfig", "ThompsonController", "golden_points", "plan_round"]
 # ThompsonConfig lives in the config tree (grasp_env.config) and is re-exported here.
@@ -220,7 +226,7 @@ class ThompsonController:
             n_explore = 0  # no later round can use what an exploring probe finds
         if post is not None and cfg.inflate != 1.0:
             post = replace(post, factor=post.factor * cfg.inflate)
-        if post is not None and self._ctrl.pstar_rule == "spline_cost":
+        if post is not None and self._ctrl.pstar_rule in COST_RULES:
             post = self._with_final_cost(post)
         ts: list[float] = []
         if post is not None:
@@ -234,8 +240,9 @@ class ThompsonController:
     def _with_final_cost(self, post: Any) -> Any:
         """The posterior with the final run's capacity cost added to its mean.
 
-        Under `--controller.pstar-rule spline_cost` the final run trains at the minimiser of
-        the curve plus `final_cost` x its range x (ratio - p_min) / (p_max - p_min)
+        Under `--controller.pstar-rule spline_cost` (or spline_recent_cost) the final run
+        trains at the minimiser of the curve plus `final_cost` x its range over [p_min, p_max]
+        x (ratio - p_min) / (p_max - p_min)
         (`grasp_env.pstar.fit_spline_cost`); the draws then aim at that minimiser too, so the
         probes land where the rule will read, not at the probed curve's own minimum.
         """

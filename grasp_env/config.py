@@ -31,7 +31,7 @@ import tyro
 from grasp_env.data.embedded import EmbeddedConfig
 from grasp_env.data.splits import SplitSizes
 from grasp_env.lm.backbone import TinyBackboneConfig
-from grasp_env.pstar import FINAL_COST
+from grasp_env.pstar import COST_RULES, FINAL_COST
 
 __all__ = [
     "AdapterConfig",
@@ -378,7 +378,13 @@ class ControllerConfig:
     """Build the committed mask at the committed (clipped) ratio, or at the candidate's ratio
     as the reference code does (its recorded ratio and real sparsity then disagree)."""
     pstar_rule: Literal[
-        "spline", "spline_recent", "spline_cost", "quadratic", "best_reward", "last_committed"
+        "spline",
+        "spline_recent",
+        "spline_cost",
+        "spline_recent_cost",
+        "quadratic",
+        "best_reward",
+        "last_committed",
     ] = "spline"
     """How p* is read from the run, for every agent (the ratio the final run trains at): spline
     (minimiser of a penalised spline fitted to every probe with round fixed effects),
@@ -386,12 +392,13 @@ class ControllerConfig:
     shape per round: the centre of the near-minimal stretch of the curve at the last round;
     better on the surrogate's instances, worse on the live pairs' final runs, so not the
     default), spline_cost (one curve over every round plus the final run's capacity cost,
-    --controller.final-cost: the final run pays for every pruned weight), quadratic,
+    --controller.final-cost: the final run pays for every pruned weight), spline_recent_cost
+    (spline_recent's last-round curve plus that cost), quadratic,
     best_reward (the paper: the candidate with the largest single reward) or last_committed."""
     final_cost: float = FINAL_COST
-    """spline_cost only: the final run's capacity cost as a share of the probed curve's range,
-    rising linearly over [p_min, p_max] (0.5: measured on the live grids,
-    `grasp_env.pstar.FINAL_COST`)."""
+    """spline_cost and spline_recent_cost only: the final run's capacity cost as a share of the
+    probed curve's range over [p_min, p_max], rising linearly over it (0.5: measured on the
+    live grids, `grasp_env.pstar.FINAL_COST`)."""
     pstar_extrapolate: bool = False
     """quadratic rule only: search the fitted curve over all of [p_min, p_max] instead of the
     probed range."""
@@ -921,8 +928,11 @@ def unused_settings(
         unused("controller", "--agent fixed runs no controller episode")
     if tree.controller.pstar_rule != "quadratic":
         unused("controller.pstar_extrapolate", "read by --controller.pstar-rule quadratic only")
-    if tree.controller.pstar_rule != "spline_cost":
-        unused("controller.final_cost", "read by --controller.pstar-rule spline_cost only")
+    if tree.controller.pstar_rule not in COST_RULES:
+        unused(
+            "controller.final_cost",
+            "read by --controller.pstar-rule spline_cost and spline_recent_cost only",
+        )
     if tree.controller.settle_rounds == 0:
         unused("controller.settle_tol", "read only with --controller.settle-rounds > 0")
         unused("controller.min_rounds", "read only with --controller.settle-rounds > 0")

@@ -21,7 +21,13 @@ __all__ = [
 ]
 
 PSTAR_RULES: tuple[str, ...] = choices(ControllerConfig, "pstar_rule")
-FITTED_RULES: tuple[str, ...] = ("spline", "spline_recent", "spline_cost", "quadratic")
+FITTED_RULES: tuple[str, ...] = (
+    "spline",
+    "spline_recent",
+    "spline_cost",
+    "spline_recent_cost",
+    "quadratic",
+)
 """The rules that fit a curve to every probe (`pstar_fit`); the others read the history."""
 """The p* rules `learned_ratio` knows (`--controller.pstar-rule`)."""
 
@@ -360,6 +366,7 @@ class GraspLoRAEnv(gym.Env):
 
     def _fit(self, rule: str):
         from grasp_env.pstar import (
+            COST_RULES,
             fit_quadratic,
             fit_spline,
             fit_spline_cost,
@@ -380,8 +387,9 @@ class GraspLoRAEnv(gym.Env):
             return fit_quadratic(probes, cfg.p_min, cfg.p_max, cfg.pstar_extrapolate)
         if rule == "spline_recent":
             return fit_spline_recent(probes, cfg.p_min, cfg.p_max)
-        if rule == "spline_cost":
-            return fit_spline_cost(probes, cfg.p_min, cfg.p_max, cfg.final_cost)
+        if rule in COST_RULES:
+            drift = rule == "spline_recent_cost"
+            return fit_spline_cost(probes, cfg.p_min, cfg.p_max, cfg.final_cost, drift)
         return fit_spline(probes, cfg.p_min, cfg.p_max)
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ absorbing the training progress, and return the minimiser of f:
   without drift) plus the final run's capacity cost, a slope of `FINAL_COST` of the curve's
   range: the final run trains under the mask from its first step and pays for every pruned
   weight, which no probe of the controller run sees (docs/SURROGATE.md).
+  With drift=True (rule 'spline_recent_cost') the curve is the last round's, as below.
 - `fit_spline_recent` (rule 'spline_recent'; better than 'spline' on the surrogate's
   instances, worse on the live pairs' final runs, docs/results/controller_v2.md): the curve at
   the LAST round from
@@ -51,6 +52,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 __all__ = [
+    "COST_RULES",
     "FINAL_COST",
     "PstarFit",
     "Probes",
@@ -516,8 +518,13 @@ end curve + c x ratio, R^2 0.99-1.00 on the six summarisation runs, c over the r
 surrogate's `grasp_env.surrogate.FINAL_COST`."""
 
 
+COST_RULES: tuple[str, ...] = ("spline_cost", "spline_recent_cost")
+"""The p* rules that add the final run's capacity cost (`--controller.final-cost` reads only
+these; the Thompson controller aims its draws at the cost-adjusted minimum under them)."""
+
+
 def fit_spline_cost(
-    probes: Probes, p_min: float, p_max: float, cost: float = FINAL_COST
+    probes: Probes, p_min: float, p_max: float, cost: float = FINAL_COST, drift: bool = False
 ) -> PstarFit | None:
     """Rule 'spline_cost': the curve over every round plus the final run's capacity cost.
 
@@ -528,15 +535,23 @@ def fit_spline_cost(
     (`FINAL_COST`). This rule fits the probed curve as 'spline' does, one curve for every round
     (`spline_posterior` without drift: REML-chosen smoothing, round effects and the per-round
     change of the curve's shape), and returns the minimiser over the densely probed points of
-    that curve plus cost x its range there x (ratio - p_min) / (p_max - p_min). cost = 0: the
-    pooled curve's argmin. With fewer than 4 distinct ratios, `fit_quadratic`'s answer.
+    that curve plus cost x its range over [p_min, p_max] x (ratio - p_min) / (p_max - p_min).
+    cost = 0: the pooled curve's argmin. With fewer than 4 distinct ratios, `fit_quadratic`'s
+    answer.
+
+    drift=True is rule 'spline_recent_cost': the curve at the LAST round (`spline_posterior`
+    with its drift term, as 'spline_recent' reads) plus the same cost, the decision when the
+    final run meets the end curve plus that cost (the surrogate's `-final` instance sets). It
+    tracks an optimum that moves while the adapter trains, where the pooled curve averages it
+    (train-final, Thompson, moving families: 1.55% against 2.82% at 15 rounds;
+    docs/results/controller_v2.md, "The cost's unit").
     """
     if not (np.isfinite(cost) and cost >= 0):
         raise ValueError(
             f"cost={cost!r}; fix: give the final run's capacity cost as a finite share of the "
             f"curve's range >= 0 (default {FINAL_COST:g}, measured on the live grids)"
         )
-    post = spline_posterior(probes, p_min, p_max, drift=False)
+    post = spline_posterior(probes, p_min, p_max, drift=drift)
     if post is None:
         return fit_quadratic(probes, p_min, p_max)
     ratio = with_final_cost(post, cost, p_min, p_max).pessimistic_ratio(0.0)

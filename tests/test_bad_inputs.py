@@ -142,7 +142,8 @@ CASES = {
     ),
     "final-run cost without the rule that reads it": (
         ["--controller.final-cost", "0.3"],
-        "--controller.final-cost (read by --controller.pstar-rule spline_cost only)",
+        "--controller.final-cost (read by --controller.pstar-rule spline_cost and "
+        "spline_recent_cost only)",
     ),
     "negative final-run cost": (
         ["--controller.pstar-rule", "spline_cost", "--controller.final-cost", "-0.1"],

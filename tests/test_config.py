@@ -239,7 +239,8 @@ def test_help_groups_every_component_lists_choices_and_cites_no_issue(tmp_path):
         assert f"{group} options" in text, group
     flat = re.sub(r"[\s\u2500-\u257f]", "", text)
     assert "--agent{None,grpo,thompson,amortised,ppo,a2c,sac,td3,tqc,random,optuna,fixed}" in flat
-    assert "--controller.pstar-rule{spline,spline_recent,spline_cost,quadratic,best_reward," in flat
+    rules = "{spline,spline_recent,spline_cost,spline_recent_cost,quadratic,best_reward,"
+    assert "--controller.pstar-rule" + rules in flat
     assert "--method{default,paper}" in flat
     assert not re.search(r"issue \d+|20\d\d-\d\d-\d\d", text), "help cites an issue or a date"
 

@@ -171,6 +171,7 @@ def test_env_learns_a_known_optimum_with_the_default_rule():
         "spline",
         "spline_recent",
         "spline_cost",
+        "spline_recent_cost",
         "quadratic",
         "best_reward",
         "last_committed",

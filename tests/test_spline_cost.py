@@ -68,3 +68,26 @@ def test_the_cost_unit_is_the_curves_range_over_the_whole_grid_not_where_probed_
     # of (x - 0.5)^2 to 0.5 - 0.04 / 0.7 = 0.443; the dense stretch's range alone (about
     # 0.005) would leave it near 0.5
     assert fit_spline_cost(probes, 0.1, 0.8).ratio == pytest.approx(0.443, abs=0.02)
+
+
+def test_spline_recent_cost_reads_the_last_rounds_curve_where_the_optimum_moves():
+    """An optimum moving from 0.7 to 0.4: the last round's curve + cost, not the average's."""
+    rounds, x = 8, np.tile(np.linspace(0.1, 0.8, 15), 8)
+    t = np.repeat(np.arange(rounds), 15)
+    centre = 0.7 - 0.3 * t / (rounds - 1)
+    rng = np.random.default_rng(5)
+    probes = Probes(t, x, (x - centre) ** 2 + rng.normal(0, 1e-4, x.size))
+    # the last round's curve (x - 0.4)^2 spans 0.16 over [0.1, 0.8]: with the cost its
+    # minimum is 0.4 - 0.04 / 0.7 = 0.343
+    recent = fit_spline_cost(probes, 0.1, 0.8, drift=True).ratio
+    assert recent == pytest.approx(0.4 - 0.04 / 0.7, abs=0.03)
+    assert fit_spline_cost(probes, 0.1, 0.8).ratio > recent + 0.05  # pooled: the average
+    inst = Instance("symmetric", (("optimum", 0.5),), Noise(noise=0.01), final_cost=0.5)
+    ratios = {}
+    for cost in (0.0, 1.0):
+        env = make_env(inst, rounds=6, pstar_rule="spline_recent_cost", final_cost=cost)
+        make_agent("random", env, seed=0).learn(seed=0)
+        result = env.episode_result()
+        assert result.learned_ratio == result.learned_ratio_by_rule["spline_recent_cost"]
+        ratios[cost] = result.learned_ratio
+    assert ratios[1.0] < ratios[0.0]  # the env reads the rule with its configured cost

@@ -94,7 +94,13 @@ def _table_agents() -> tuple[str, ...]:
 TABLE_AGENTS: tuple[str, ...] = _table_agents()
 """Every agent of the table: the registry's (`fixed` excepted; static ratios replace it) and
 grpo-paper, the cheap ones first."""
-RULES: tuple[str, ...] = ("spline_recent", "spline", "spline_cost", "best_reward")
+RULES: tuple[str, ...] = (
+    "spline_recent",
+    "spline",
+    "spline_cost",
+    "spline_recent_cost",
+    "best_reward",
+)
 """p* rules scored on every episode (an agent's configured rule is added when it is another)."""
 FLOORS: tuple[str, ...] = ("floor", "bias_floor")
 """The two floors, scored on every episode's probes."""
@@ -935,6 +941,7 @@ def _describe(payload: dict) -> list[str]:
         "`spline_recent` (`grasp_env.pstar.fit_spline_recent`), `spline` (`fit_spline`, the "
         "default `--controller.pstar-rule`, every agent's final ratio), `spline_cost` "
         "(`fit_spline_cost`: one curve over every round plus the final run's capacity cost), "
+        "`spline_recent_cost` (the last round's curve plus that cost), "
         "`best_reward` (the paper's: the candidate with the largest single reward).",
         "- floor, family known = `grasp_env.surrogate.family_fit` on the episode's probes (the "
         "true family's form, Bayes decision; on `real` with a final-run curve it decides on that "
