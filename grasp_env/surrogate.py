@@ -587,6 +587,20 @@ class Instance:
         """
         return self.scale * self._end_shape(x)
 
+    def probed_end_curve(self, x: Any) -> np.ndarray:
+        """What the last round's probes show without noise, in loss units.
+
+        `end_curve` for every family but `real` with recorded dev losses, whose END curve is
+        the last round's dev-set curve while its probes replay the micro-dev curve of the
+        round: there, the last round's micro-dev curve (shifted as the instance is). The view
+        floor reads it: a rule sees micro-dev probes only.
+        """
+        if self.family == "real":
+            data = load_curves(self.p["source"])
+            xs = np.clip(np.asarray(x, float) - float(self.p["shift"]), 0, data.grid[-1])
+            return pchip_eval(data.grid, data.micro[-1], data.micro_slopes[-1], xs)
+        return self.end_curve(x)
+
     @property
     def _bounds(self) -> tuple[float, float, float]:
         return _bounds_of(self)

@@ -173,3 +173,20 @@ def test_the_real_floor_reads_the_final_run_from_the_end_curve_not_from_itself()
     assert inst.regret(pick) > 0.05  # the floor is no longer 0 where the model misses
     with pytest.raises(ValueError, match="no measured final-run curve.*fix"):
         final_model(Instance("symmetric", (("optimum", 0.4),)))
+
+
+def test_the_real_view_floor_reads_the_micro_dev_curve_the_probes_replay():
+    """A `real` instance's end curve is the dev set's; its probes show the micro-dev curve."""
+    from grasp_env.runs.agent_table import _bias_floor
+
+    inst = next(i for i in instance_set("train-final") if "qa-en-zh" in i.p.get("source", ""))
+    assert "final" not in inst.p and inst.final_cost > 0
+    grid = inst.fine_grid
+    seen = inst.probed_end_curve(grid)
+    assert not np.allclose(seen, inst.end_curve(grid))  # micro-dev is not dev
+    seen_cost = seen + inst.final_cost * np.ptp(seen) * inst._cost_slope(grid)
+    view = _bias_floor(inst, SurrogateProcess(inst), None)
+    assert view == pytest.approx(float(grid[np.argmin(seen_cost)]))
+    assert inst.regret(view) > 0.05  # what no rule that reads probes can get back
+    plain = Instance("symmetric", (("optimum", 0.4),))
+    assert np.array_equal(plain.probed_end_curve(grid), plain.end_curve(grid))

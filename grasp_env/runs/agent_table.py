@@ -306,6 +306,9 @@ def _bias_floor(instance: Instance, process: Any, cache: dict | None) -> float:
 
     What a rule that sees only micro-dev losses would pick from an exact, noise-free view of
     the final micro-dev curve: no family-agnostic rule can separate the bias from the curve.
+    On a `real` instance without one it is the argmin of the last round's micro-dev curve
+    (`Instance.probed_end_curve`; plus the capacity cost on the `-final` sets): its end curve
+    is the dev set's, which the probes do not see.
     On a `real` instance with a measured final-run curve (no synthetic bias) it is the argmin
     of that curve's best prediction from the exact end curve (`final_model`: the end curve,
     shrunk, plus the capacity cost, both coefficients fitted on the final run itself): the part
@@ -316,6 +319,11 @@ def _bias_floor(instance: Instance, process: Any, cache: dict | None) -> float:
         lift, slope = final_model(instance)
         predicted = lift * instance.end_curve(grid) + slope * instance._cost_slope(grid)
         return float(grid[int(np.argmin(predicted))])
+    if instance.family == "real":
+        seen = instance.probed_end_curve(grid)
+        if instance.final_cost:  # the cost as a rule adds it: a share of the seen range
+            seen = seen + instance.final_cost * float(np.ptp(seen)) * instance._cost_slope(grid)
+        return float(grid[int(np.argmin(seen))])
     probe = (0.1, 0.3, 0.5, 0.7)  # the bias is a smooth function: these points name it
     key = (instance.name, tuple(round(process.bias_at(x), 15) for x in probe))
     if cache is not None and key in cache:
@@ -949,7 +957,8 @@ def _describe(payload: dict) -> list[str]:
         "curve, shrunk, plus the capacity cost, fitted on the final run itself); view floor = the "
         "argmin of the true curve plus the episode's fixed micro-dev bias (0 without a bias; on "
         "`real` with a final-run curve, the argmin of final_model's prediction from the exact "
-        "end curve).",
+        "end curve; on other `real` instances, of the last round's micro-dev curve, which the "
+        "probes replay).",
         "- Static ratios need no episode: each grid ratio's regret, the best single ratio per "
         "family and the best grid point per instance (both chosen in hindsight), and the "
         "oracle (the true curve's argmin: 0 by definition).",
