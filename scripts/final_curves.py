@@ -23,6 +23,8 @@ import argparse
 import json
 from pathlib import Path
 
+from grasp_env.runs.grid_rows import grid_curve
+
 LIVE = Path("docs/results/live")
 OUT = Path("grasp_env/data/final_curves.json")
 
@@ -40,7 +42,7 @@ def runs_of(benchmark: dict) -> list[dict]:
         )
     out = []
     for seed, fingerprint, row in zip(seeds, prints, rows, strict=True):
-        points = sorted(row["points"], key=lambda q: q["ratio"])
+        ratios, dev, test = grid_curve(row, "dev_loss", "test_loss")
         out.append(
             {
                 "task": data["task"],
@@ -48,9 +50,9 @@ def runs_of(benchmark: dict) -> list[dict]:
                 "target": data["target"],
                 "seed": int(seed),
                 "fingerprint": fingerprint,
-                "ratios": [float(q["ratio"]) for q in points],
-                "dev_loss": [float(q["dev_loss"]) for q in points],
-                "test_loss": [float(q["test_loss"]) for q in points],
+                "ratios": ratios.tolist(),
+                "dev_loss": dev.tolist(),
+                "test_loss": test.tolist(),
             }
         )
     return out

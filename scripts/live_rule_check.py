@@ -25,14 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_env.runs.grid_rows import grid_curve
 from grasp_env.surrogate import pchip, pchip_eval
-
-
-def grid_curve(seed_row: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(ratios, test losses) of one seed's grid, sorted by ratio."""
-    points = sorted((p["ratio"], p["test_loss"]) for p in seed_row["points"])
-    ratios, losses = (np.asarray(v, float) for v in zip(*points, strict=True))
-    return ratios, losses
 
 
 def at(ratios: np.ndarray, losses: np.ndarray, ratio: float) -> float:
@@ -45,7 +39,7 @@ def rows_of(bench: dict, agent: str) -> list[dict]:
     grid, runs = bench["methods"]["grid"]["per_seed"], bench["methods"][agent]["per_seed"]
     out = []
     for seed, g, run in zip(bench["config"]["seeds"], grid, runs, strict=True):
-        ratios, losses = grid_curve(g)
+        ratios, losses = grid_curve(g, "test_loss")
         rules = run["learned_ratio_by_rule"]
         out.append(
             {

@@ -45,6 +45,7 @@ import numpy as np
 import tyro
 
 from grasp_env.config import DEFAULT_PAIRS
+from grasp_env.runs.grid_rows import grid_curve
 from grasp_env.surrogate import FINAL_LOSS
 
 P_MIN, P_MAX = 0.1, 0.8
@@ -178,10 +179,7 @@ def final_run_rows(bundle: dict, live: Path) -> list[dict]:
         if run["seed"] not in seeds:
             continue
         k = seeds.index(run["seed"])
-        points = sorted(
-            (p["ratio"], p[FINAL_LOSS]) for p in bench["methods"]["grid"]["per_seed"][k]["points"]
-        )
-        ratios, final = (np.asarray(v, float) for v in zip(*points, strict=True))
+        ratios, final = grid_curve(bench["methods"]["grid"]["per_seed"][k], FINAL_LOSS)
         end = np.interp(ratios, grid, _at(run, 1.0, "dev_grid_losses"))
         micro = np.array([np.asarray(r["grid_losses"], float) for r in run["rounds"]])
         mean = np.interp(ratios, grid, (micro - micro.mean(axis=1, keepdims=True)).mean(axis=0))
