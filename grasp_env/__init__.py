@@ -8,7 +8,7 @@ transformers, peft and trl are imported only inside the functions that need them
     from grasp_env.config import ExperimentConfig
 
     env = gym.make("grasp_env/GraspLoRA-v1", config=ExperimentConfig.from_preset("tiny"))
-    fast = gym.make("grasp_env/GraspLoRASurrogate-v1", instances="test")
+    fast = gym.make("grasp_env/GraspLoRASurrogate-v1", instances="test-final")
 """
 
 from gymnasium.envs.registration import register, registry

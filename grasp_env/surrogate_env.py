@@ -40,8 +40,9 @@ class GraspLoRASurrogateEnv(GraspLoRAEnv):
 
     ## Arguments
     `config` / `controller` as GraspLoRA-v1 (the controller's `train_steps` is the budget;
-    default 150 = the paper's 15 rounds of K=10); `instances`: 'train', 'test', 'smoke' (one per
-    family), 'train-final' or 'test-final' (the final run's capacity cost on top:
+    default 150 = the paper's 15 rounds of K=10); `instances`: 'test-final' (the default) or
+    'train-final', whose final runs pay the capacity cost the live grids measured, 'test' or
+    'train' (the same instances without it), 'smoke' (one per family;
     `grasp_env.surrogate.instance_set`) or a sequence of `Instance`s.
 
     ## Info
@@ -59,7 +60,7 @@ class GraspLoRASurrogateEnv(GraspLoRAEnv):
         config: ExperimentConfig | None = None,
         *,
         controller: ControllerConfig | None = None,
-        instances: str | Sequence[Instance] = "test",
+        instances: str | Sequence[Instance] = "test-final",
         render_mode: str | None = None,
     ) -> None:
         """Draw episodes from `instances`; the budget is the controller's train_steps."""
@@ -68,7 +69,9 @@ class GraspLoRASurrogateEnv(GraspLoRAEnv):
             ctrl = replace(ctrl, train_steps=150)
         self.instances = list(instance_set(instances) if isinstance(instances, str) else instances)
         if not self.instances:
-            raise ValueError("instances is empty; fix: pass 'train', 'test' or instances")
+            raise ValueError(
+                "instances is empty; fix: pass 'train-final', 'test-final' or instances"
+            )
         self._cursor = 0
         self.instance = self.instances[0]
         process = SurrogateProcess(self.instance, budget=ctrl.train_steps)

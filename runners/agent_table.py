@@ -82,10 +82,13 @@ class Args(ExperimentConfig):
     final: Annotated[FinalConfig, tyro.conf.Suppress] = field(default_factory=FinalConfig)
     eval: Annotated[EvalConfig, tyro.conf.Suppress] = field(default_factory=EvalConfig)
 
-    instances: Literal["test", "train", "smoke", "test-final", "train-final"] = "test"
-    """Instance set (`grasp_env.surrogate.instance_set`): test (report), train (tuning), smoke
-    (one per family); test-final / train-final: the same instances whose final run pays the
-    capacity cost the live grids measured (`Instance.final_cost`)."""
+    instances: Literal["test-final", "train-final", "test", "train", "smoke"] = "test-final"
+    """Instance set (`grasp_env.surrogate.instance_set`): test-final (the report, since
+    2026-12-07's seventh session), train-final (tuning): every instance's final run pays the
+    capacity cost the live grids measured (`Instance.final_cost`; `real` instances with a
+    measured final-run grid are scored on it); test / train: the same instances whose
+    synthetic final runs meet the controller run's end curve (issue 22's first semantics);
+    smoke (one per family)."""
     seeds: int = 10
     """Episodes per instance, agent and budget (seeds 0 .. seeds-1)."""
     rounds: tuple[int, ...] = (15, 6)

@@ -38,9 +38,9 @@ def test_every_agent_is_in_the_summary(written):
     assert {"ppo", "a2c", "sac", "td3", "tqc", "random", "optuna", "thompson"} <= set(s["agents"])
     rules = payload["configured_rule"]
     assert (rules["grpo"], rules["grpo-paper"], rules["thompson"]) == (
-        "spline",
+        "spline_recent_cost",
         "best_reward",
-        "spline",
+        "spline_recent_cost",
     )
     n = len(instance_set("smoke")) * SPEC.seeds
     for agent in table.TABLE_AGENTS:
@@ -83,7 +83,7 @@ def test_json_markdown_plot_and_tensorboard_exist(written):
     assert len(saved["episodes"]) == payload["n_episodes"]
     md = (out.parent / "table.md").read_text()
     assert md.startswith("# Agent table") and "Command: `pytest`" in md and "Wall time:" in md
-    assert "grpo-paper (best_reward)" in md and "thompson (spline)" in md
+    assert "grpo-paper (best_reward)" in md and "thompson (spline_recent_cost)" in md
     per_agent = len(instance_set("smoke")) * SPEC.seeds
     for agent in table.TABLE_AGENTS:
         acc = EventAccumulator(str(out.parent / "table_tb" / f"{agent}-2r"))

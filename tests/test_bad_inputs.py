@@ -141,7 +141,7 @@ CASES = {
         "--grpo.max-mu-step (used by --grpo.update natural only)",
     ),
     "final-run cost without the rule that reads it": (
-        ["--controller.final-cost", "0.3"],
+        ["--controller.pstar-rule", "spline", "--controller.final-cost", "0.3"],
         "--controller.final-cost (read by --controller.pstar-rule spline_cost and "
         "spline_recent_cost only)",
     ),

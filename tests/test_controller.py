@@ -244,7 +244,8 @@ def test_a_certain_minimum_keeps_its_bracketing_probes_at_the_argmin():
 def test_a_greedy_probe_goes_to_the_posterior_means_argmin():
     rounds = _rounds(lambda t: lambda r: (r - 0.35) ** 2, _spread(5), np.linspace(2, 1, 5))
     probes = probes_of(rounds)
-    agent = ThompsonController(make_env(_INST, 6), ThompsonConfig(greedy=1), seed=0)
+    env = make_env(_INST, 6, pstar_rule="spline")  # no cost: the plain mean's argmin
+    agent = ThompsonController(env, ThompsonConfig(greedy=1), seed=0)
     agent.rounds, agent.ratios = probes.rounds.tolist(), probes.ratios.tolist()
     agent.losses, agent.round = probes.losses.tolist(), 5
     plan = agent._make_plan()

@@ -193,7 +193,9 @@ def test_settle_rule_stops_the_run_once_pstar_is_stable():
     def run(settle_rounds):
         env = GraspLoRAEnv(
             process=SyntheticProcess(0.5, depth=0.3, noise=0.001),
-            controller=ControllerConfig(train_steps=300, settle_rounds=settle_rounds),
+            controller=ControllerConfig(
+                train_steps=300, settle_rounds=settle_rounds, pstar_rule="spline"
+            ),
         )
         GRPOController(env).learn(seed=3)
         return env

@@ -152,7 +152,7 @@ def test_a_negative_or_non_finite_centre_is_refused_with_the_fix(centre):
         fit_spline_recent(probes, 0.1, 0.8, centre=centre)
 
 
-def test_env_learns_a_known_optimum_with_the_default_rule():
+def test_env_learns_a_known_optimum_and_the_default_rule_adds_the_final_runs_cost():
     env = GraspLoRAEnv(
         process=SyntheticProcess(0.62),
         controller=ControllerConfig(train_steps=200, update_interval=10),
@@ -163,10 +163,13 @@ def test_env_learns_a_known_optimum_with_the_default_rule():
     while not done:
         _, _, done, _, _ = env.step(rng.uniform(-1, 1, size=1).astype(np.float32))
     assert len(env.history) == 20
-    assert env.config.pstar_rule == "spline"
-    assert abs(env.learned_ratio() - 0.62) <= 0.05
+    assert env.config.pstar_rule == "spline_recent_cost"
+    assert abs(env.learned_ratio("spline") - 0.62) <= 0.05  # the probed curve's minimum
+    assert abs(env.learned_ratio("spline_recent_cost") - 0.62) > 0.02  # moved by the cost
+    assert env.learned_ratio() < env.learned_ratio("spline_recent")  # towards less pruning
     result = env.episode_result()
-    assert result.learned_ratio == env.learned_ratio("spline") and result.rounds == 20
+    assert result.learned_ratio == env.learned_ratio("spline_recent_cost")
+    assert result.rounds == 20
     assert set(result.learned_ratio_by_rule) == {
         "spline",
         "spline_recent",

@@ -128,9 +128,10 @@ LM_GROUPS = ("data", "backbone", "source_lora", "target_lora", "merge", "final",
 class TableSpec:
     """What the table runs (the runner's own flags)."""
 
-    instances: str = "test"
-    """Instance set of `grasp_env.surrogate.instance_set` (test, train or smoke; test-final or
-    train-final: the same with the final run's measured capacity cost)."""
+    instances: str = "test-final"
+    """Instance set of `grasp_env.surrogate.instance_set` (test-final, the default, or
+    train-final: the final run pays its measured capacity cost; test, train: the same instances
+    without it; smoke)."""
     seeds: int = 10
     """Episodes per instance, agent and budget (seeds 0 .. seeds-1)."""
     rounds: tuple[int, ...] = (15, 6)
