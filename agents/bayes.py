@@ -16,8 +16,9 @@ the regret of the probes themselves; here only p*'s regret counts). Its running 
 (`estimate()`: callbacks, deterministic `predict`) is the 'spline_recent' rule
 (`grasp_env.pstar.fit_spline_recent`); the ratio the final run trains at is, as for every
 agent, the env's `episode_result().learned_ratio`, read by `--controller.pstar-rule`
-(default 'spline'). Under 'spline_cost' and 'spline_recent_cost' the draws aim at the minimum
-of the curve plus the final run's capacity cost, where those rules read (`_with_final_cost`).
+(default 'spline_recent_cost'). Under 'spline_cost' and 'spline_recent_cost' the draws aim at
+the minimum of the curve plus the final run's capacity cost, where those rules read
+(`_with_final_cost`).
 Opt-in probe allocations, off by default because none lowered the train instances' regret
 (docs/results/controller_v2.md): top-two Thompson sampling (`top_two`), a probe at the
 posterior mean's argmin (`greedy`) and no exploring probe in the budget's last rounds

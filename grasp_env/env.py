@@ -155,7 +155,9 @@ class GraspLoRAEnv(gym.Env):
       downward commit restores the released weights); unpruned until the first commit
       (reference); L0 enters p* at the ratio of the mask in force; p* rule 'spline' by
       default; episode_result(); a stalled process ends the episode. Later, without a change
-      of semantics: one config tree (`config=`), announced ratios matched within 1e-5.
+      of semantics: one config tree (`config=`), announced ratios matched within 1e-5; the
+      default p* rule 'spline_recent_cost' (2026-12-07; a config default, not the env's
+      semantics: every rule is still read from the same history).
     - v0: initial version (probes at or below p returned L0; pruned at p_init from reset).
     """
 

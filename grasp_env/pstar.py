@@ -10,7 +10,8 @@ and the C candidate losses share the same training state. Both estimators below 
 L = c_round + f(ratio) by least squares over all of them, the round fixed effects c_round
 absorbing the training progress, and return the minimiser of f:
 
-- `fit_spline` (rule 'spline', the default for every agent's final ratio): f a cubic
+- `fit_spline` (rule 'spline', the default for every agent's final ratio until 2026-12-07's
+  seventh session; the `paper` preset's): f a cubic
   B-spline with a third-difference roughness penalty chosen by generalised cross-validation.
   The penalty leaves quadratics nearly free (exactly so with evenly spaced coefficients; the
   clamped knots at 0 and 1 add a small penalty near the ends: a fit to an exact parabola moves
@@ -23,7 +24,9 @@ absorbing the training progress, and return the minimiser of f:
   without drift) plus the final run's capacity cost, a slope of `FINAL_COST` of the curve's
   range: the final run trains under the mask from its first step and pays for every pruned
   weight, which no probe of the controller run sees (docs/SURROGATE.md).
-  With drift=True (rule 'spline_recent_cost') the curve is the last round's, as below.
+  With drift=True (rule 'spline_recent_cost', the default for every agent's final ratio)
+  the curve is the last round's, as below: the decision when the final run meets the end
+  curve plus that cost (docs/SURROGATE.md, "The final run's truth is the default").
 - `fit_spline_recent` (rule 'spline_recent'; better than 'spline' on the surrogate's
   instances, worse on the live pairs' final runs, docs/results/controller_v2.md): the curve at
   the LAST round from

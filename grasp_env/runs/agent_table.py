@@ -16,13 +16,14 @@ documented there). Every episode runs on the registered environment
 - static ratios 0.1 .. 0.8, the best of them per instance and per family in hindsight, and the
   oracle (the true curve's argmin: regret 0 by definition) need no episode.
 
-Each episode's p* is read under the rules `spline_recent`, `spline` and `best_reward` (the
-paper's) from the agent's `EpisodeResult.learned_ratio_by_rule`, plus two floors on the same
-probes: `floor` (`grasp_env.surrogate.family_fit`: the true family's form fitted, the Bayes
-decision) and `bias_floor` (the argmin of the true curve plus the episode's fixed micro-dev
-bias). Every agent also has its configured rule (`configured_rule`): the one its config reads,
-`controller.pstar_rule` (`spline` by default; for `grpo-paper`: `best_reward`), the rule that
-gives the ratio the final run trains at, Thompson's included.
+Each episode's p* is read under the rules of `RULES` (`spline_recent`, `spline`, `spline_cost`,
+`spline_recent_cost` and the paper's `best_reward`) from the agent's
+`EpisodeResult.learned_ratio_by_rule`, plus two floors on the same probes: `floor`
+(`grasp_env.surrogate.family_fit`: the true family's form fitted, the Bayes decision) and
+`bias_floor` (the argmin of the true curve plus the episode's fixed micro-dev bias). Every agent
+also has its configured rule (`configured_rule`): the one its config reads,
+`controller.pstar_rule` (`spline_recent_cost` by default; for `grpo-paper`: `best_reward`), the
+rule that gives the ratio the final run trains at, Thompson's included.
 
 Regret of p* = (f(p*) - min f) / (max f - min f) over [p_min, p_max], f the true curve
 (`Instance.regret`): the END curve, and for `real` instances with a measured final-run grid on
@@ -698,10 +699,9 @@ def paired_table(payload: dict, s: dict, rounds: int) -> list[str]:
     return lines
 
 
-TARGETS_RECENT_TITLE = (
-    "## The same targets under `spline_recent` (the rule the surrogate prefers; not the "
-    "default, since the live pairs' final runs did worse at its ratios: "
-    "docs/results/controller_v2.md)"
+TARGETS_FORMER_TITLE = (
+    "## The same targets under `spline` (the default rule before 2026-12-07's seventh "
+    "session: one curve over every round, no final-run cost)"
 )
 FLOOR_MARGIN = 0.005
 """Issue 22's allowance where noise binds: within 0.5 points of the information floor."""
@@ -948,9 +948,10 @@ def _describe(payload: dict) -> list[str]:
         "agent but grpo-paper runs in the same env settings (`--controller.*`).",
         "- Rules (p* read from the same episode, `EpisodeResult.learned_ratio_by_rule`): "
         "`spline_recent` (`grasp_env.pstar.fit_spline_recent`), `spline` (`fit_spline`, the "
-        "default `--controller.pstar-rule`, every agent's final ratio), `spline_cost` "
+        "default before 2026-12-07's seventh session), `spline_cost` "
         "(`fit_spline_cost`: one curve over every round plus the final run's capacity cost), "
-        "`spline_recent_cost` (the last round's curve plus that cost), "
+        "`spline_recent_cost` (the last round's curve plus that cost: the default "
+        "`--controller.pstar-rule`, every agent's final ratio unless configured otherwise), "
         "`best_reward` (the paper's: the candidate with the largest single reward).",
         "- floor, family known = `grasp_env.surrogate.family_fit` on the episode's probes (the "
         "true family's form, Bayes decision; on `real` with a final-run curve it decides on that "
@@ -1034,8 +1035,8 @@ def report(payload: dict, out: Path) -> str:
             "final run trains at)",
         )
     ]
-    if default_rule != "spline_recent" and "spline_recent" in payload.get("rules", RULES):
-        views.append(("spline_recent", TARGETS_RECENT_TITLE))
+    if default_rule != "spline" and "spline" in payload.get("rules", RULES):
+        views.append(("spline", TARGETS_FORMER_TITLE))
     for rule, title in views:
         thompson = thompson_summary(s, rule)
         if not thompson:
