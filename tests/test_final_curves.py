@@ -128,19 +128,24 @@ def test_the_final_cost_adds_a_slope_of_its_share_of_the_end_range():
         )
 
 
+def _grid_probes(inst: Instance, n_rounds: int) -> tuple[np.ndarray, ...]:
+    """(rounds, ratios, losses): the 8-point grid probed after each of n_rounds rounds."""
+    rounds = np.repeat(np.arange(n_rounds), 8)
+    ratios = np.tile(np.linspace(0.1, 0.8, 8), n_rounds)
+    proc = SurrogateProcess(inst, budget=10 * n_rounds)
+    proc.reset(0)
+    losses = []
+    for t in range(n_rounds):
+        proc.train(10)
+        losses += [proc.probe(float(r)) for r in ratios[rounds == t]]
+    return rounds, ratios, np.array(losses)
+
+
 def test_the_floor_decides_on_the_curve_with_the_cost():
     from grasp_env.surrogate import family_fit
 
     inst = Instance("symmetric", (("optimum", 0.5),), Noise(noise=0.0), final_cost=0.5)
-    rounds = np.repeat(np.arange(5), 8)
-    ratios = np.tile(np.linspace(0.1, 0.8, 8), 5)
-    proc = SurrogateProcess(inst, budget=50)
-    proc.reset(0)
-    losses = []
-    for t in range(5):
-        proc.train(10)
-        losses += [proc.probe(float(r)) for r in ratios[rounds == t]]
-    pick = family_fit(inst, rounds, ratios, np.array(losses), total_rounds=5)
+    pick = family_fit(inst, *_grid_probes(inst, 5), total_rounds=5)
     assert pick == pytest.approx(inst.optimum, abs=0.01)
     assert abs(pick - 0.5) > 0.05  # not the end curve's optimum
 
@@ -160,15 +165,7 @@ def test_the_real_floor_reads_the_final_run_from_the_end_curve_not_from_itself()
     predicted = lift * inst.end_curve(grid) + slope * inst._cost_slope(grid)
     residual = inst.true_curve(grid) - predicted
     assert np.ptp(residual) > 0.2 * inst.range  # the model leaves much of this curve unexplained
-    rounds = np.repeat(np.arange(6), 8)
-    ratios = np.tile(np.linspace(0.1, 0.8, 8), 6)
-    proc = SurrogateProcess(inst, budget=60)
-    proc.reset(0)
-    losses = []
-    for t in range(6):
-        proc.train(10)
-        losses += [proc.probe(float(r)) for r in ratios[rounds == t]]
-    pick = family_fit(inst, rounds, ratios, np.array(losses), total_rounds=6)
+    pick = family_fit(inst, *_grid_probes(inst, 6), total_rounds=6)
     assert pick == pytest.approx(float(grid[np.argmin(predicted)]), abs=0.03)
     assert inst.regret(pick) > 0.05  # the floor is no longer 0 where the model misses
     with pytest.raises(ValueError, match="no measured final-run curve.*fix"):

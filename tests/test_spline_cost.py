@@ -43,14 +43,15 @@ def test_bad_cost_is_refused_and_one_constant_serves_rule_and_surrogate():
     assert FINAL_COST == SURROGATE_COST == 0.5
 
 
-def test_the_env_reads_the_rule_with_its_configured_cost():
+@pytest.mark.parametrize("rule", ["spline_cost", "spline_recent_cost"])
+def test_the_env_reads_the_rule_with_its_configured_cost(rule):
     inst = Instance("symmetric", (("optimum", 0.5),), Noise(noise=0.01), final_cost=0.5)
     ratios = {}
     for cost in (0.0, 1.0):
-        env = make_env(inst, rounds=6, pstar_rule="spline_cost", final_cost=cost)
+        env = make_env(inst, rounds=6, pstar_rule=rule, final_cost=cost)
         make_agent("random", env, seed=0).learn(seed=0)
         result = env.episode_result()
-        assert result.learned_ratio == result.learned_ratio_by_rule["spline_cost"]
+        assert result.learned_ratio == result.learned_ratio_by_rule[rule]
         ratios[cost] = result.learned_ratio
     assert ratios[1.0] < ratios[0.0]
 
@@ -82,12 +83,3 @@ def test_spline_recent_cost_reads_the_last_rounds_curve_where_the_optimum_moves(
     recent = fit_spline_cost(probes, 0.1, 0.8, drift=True).ratio
     assert recent == pytest.approx(0.4 - 0.04 / 0.7, abs=0.03)
     assert fit_spline_cost(probes, 0.1, 0.8).ratio > recent + 0.05  # pooled: the average
-    inst = Instance("symmetric", (("optimum", 0.5),), Noise(noise=0.01), final_cost=0.5)
-    ratios = {}
-    for cost in (0.0, 1.0):
-        env = make_env(inst, rounds=6, pstar_rule="spline_recent_cost", final_cost=cost)
-        make_agent("random", env, seed=0).learn(seed=0)
-        result = env.episode_result()
-        assert result.learned_ratio == result.learned_ratio_by_rule["spline_recent_cost"]
-        ratios[cost] = result.learned_ratio
-    assert ratios[1.0] < ratios[0.0]  # the env reads the rule with its configured cost
