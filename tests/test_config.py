@@ -36,6 +36,26 @@ def test_import_is_cheap():
     assert out.stdout.strip() == "", f"import grasp_env pulled in: {out.stdout.strip()}"
 
 
+def test_the_p_star_rule_per_preset_and_method():
+    """The cost rule where the cost was measured; the cost-free rule at 8B; the paper's rule."""
+    rule = {
+        (preset, method): ExperimentConfig.from_preset(preset, method).controller.pstar_rule
+        for preset in ("tiny", "default", "paper")
+        for method in ("default", "paper")
+    }
+    assert rule[("tiny", "default")] == rule[("default", "default")] == "spline_recent_cost"
+    assert rule[("paper", "default")] == "spline"  # the cost is unmeasured at that scale
+    assert {rule[(p, "paper")] for p in ("tiny", "default", "paper")} == {"best_reward"}
+    tree = ExperimentConfig.from_preset("default")
+    assert (
+        unused_settings(with_values(tree, {"controller.final_cost": 0.3}), tree, ("thompson",))
+        == []
+    )  # the default rule reads it
+    paper = ExperimentConfig.from_preset("paper")
+    reasons = unused_settings(with_values(paper, {"controller.final_cost": 0.3}), paper, ("grpo",))
+    assert any("--controller.final-cost" in r for r in reasons)
+
+
 def test_presets_are_complete_and_the_default_tree_is_the_default_preset():
     assert set(PRESETS) == {"tiny", "default", "paper"}
     assert ExperimentConfig() == ExperimentConfig.from_preset("default", "default", "qa")
