@@ -78,6 +78,7 @@ __all__ = [
     "SurrogateProcess",
     "final_for",
     "final_model",
+    "predicted_final",
     "instance_set",
     "load_curves",
     "load_final",
@@ -573,10 +574,11 @@ class Instance:
         """
         value = self.scale * self._true_shape(x)
         if self.final_cost:
-            value = value + self.final_cost * self.end_range * self._cost_slope(x)
+            value = value + self.final_cost * self.end_range * self.cost_slope(x)
         return value
 
-    def _cost_slope(self, x: Any) -> np.ndarray:
+    def cost_slope(self, x: Any) -> np.ndarray:
+        """(x - p_min) / (p_max - p_min): the shape of the final run's capacity cost."""
         return (np.asarray(x, float) - self.p_min) / (self.p_max - self.p_min)
 
     def end_curve(self, x: Any) -> np.ndarray:
@@ -1008,10 +1010,22 @@ def final_model(instance: Instance) -> tuple[float, float]:
         )
     grid = instance.fine_grid
     design = np.column_stack(
-        [np.ones_like(grid), instance.end_curve(grid), instance._cost_slope(grid)]
+        [np.ones_like(grid), instance.end_curve(grid), instance.cost_slope(grid)]
     )
     coef, *_ = np.linalg.lstsq(design, instance.true_curve(grid), rcond=None)
     return float(coef[1]), float(coef[2])
+
+
+def predicted_final(instance: Instance, x: Any, shift: float | None = None) -> np.ndarray:
+    """`final_model`'s prediction of the final run's loss at `x` (up to its constant).
+
+    b x the END curve + c x `cost_slope`, the END curve of the instance moved to `shift`
+    (default: its own), b and c the instance's: what the floors decide on for a `real`
+    instance with a measured final-run curve.
+    """
+    lift, slope = final_model(instance)
+    moved = instance if shift is None else instance.located(shift=shift)
+    return lift * moved.end_curve(x) + slope * instance.cost_slope(x)
 
 
 def family_fit(
@@ -1087,13 +1101,8 @@ def family_fit(
     loc = {k: v[keep][:, None] for k, v in grid.items()}
     choices = np.linspace(instance.p_min, instance.p_max, 281)
     if instance.family == "real" and "final" in instance.p:
-        lift, slope = final_model(instance)
         curves = np.array(
-            [
-                lift * instance.located(shift=float(s))._end_shape(choices)
-                + slope * instance._cost_slope(choices)
-                for s in loc["shift"][:, 0]
-            ]
+            [predicted_final(instance, choices, float(s)) for s in loc["shift"][:, 0]]
         )
     elif instance.family == "real":
         curves = np.array(
@@ -1103,7 +1112,7 @@ def family_fit(
         curves = instance.shape_at(choices[None, :], 1.0, loc)
     if instance.final_cost:  # the cost is a share of each candidate end curve's own range
         span = curves.max(axis=1, keepdims=True) - curves.min(axis=1, keepdims=True)
-        curves = curves + instance.final_cost * span * instance._cost_slope(choices)[None, :]
+        curves = curves + instance.final_cost * span * instance.cost_slope(choices)[None, :]
     span = curves.max(axis=1, keepdims=True) - curves.min(axis=1, keepdims=True)
     regrets = (curves - curves.min(axis=1, keepdims=True)) / np.where(span > 0, span, 1.0)
     return float(choices[int(np.argmin(weight @ regrets))])

@@ -162,7 +162,7 @@ def test_the_real_floor_reads_the_final_run_from_the_end_curve_not_from_itself()
     inst = next(i for i in instance_set("test") if "final" in i.p and "qa-en-zh" in i.p["final"])
     grid = inst.fine_grid
     lift, slope = final_model(inst)
-    predicted = lift * inst.end_curve(grid) + slope * inst._cost_slope(grid)
+    predicted = lift * inst.end_curve(grid) + slope * inst.cost_slope(grid)
     residual = inst.true_curve(grid) - predicted
     assert np.ptp(residual) > 0.2 * inst.range  # the model leaves much of this curve unexplained
     pick = family_fit(inst, *_grid_probes(inst, 6), total_rounds=6)
@@ -181,7 +181,7 @@ def test_the_real_view_floor_reads_the_micro_dev_curve_the_probes_replay():
     grid = inst.fine_grid
     seen = inst.probed_end_curve(grid)
     assert not np.allclose(seen, inst.end_curve(grid))  # micro-dev is not dev
-    seen_cost = seen + inst.final_cost * np.ptp(seen) * inst._cost_slope(grid)
+    seen_cost = seen + inst.final_cost * np.ptp(seen) * inst.cost_slope(grid)
     view = _bias_floor(inst, SurrogateProcess(inst), None)
     assert view == pytest.approx(float(grid[np.argmin(seen_cost)]))
     assert inst.regret(view) > 0.05  # what no rule that reads probes can get back
