@@ -61,6 +61,7 @@ __all__ = [
     "Probes",
     "SplinePosterior",
     "bspline_basis",
+    "drift_profile",
     "fit_quadratic",
     "fit_spline",
     "fit_spline_cost",
@@ -234,6 +235,35 @@ WALK: tuple[float, ...] = (0.0,)
 train instances it bought nothing over the drift term; docs/results/controller_study.md)."""
 AGE_NOISE: tuple[float, ...] = (0.0,)
 """Extra independent variance per unit of age (off by default, as WALK)."""
+DRIFT_RATES: tuple[float, ...] = (0.0, 1.5, 4.0)
+"""Time profiles of the drift term REML chooses from, each a rate k: the curve has moved a share
+(1 - exp(-k u)) / (1 - exp(-k)) of its whole move by run fraction u (k = 0: linear; k > 0: fast
+early, slow late). See `drift_profile`. Why these: the live probe curves move fast early
+(each round's curve projected on the first-minus-last change fits rates 0.5-6 on 10 of the 12
+recorded runs, median 1.5; scripts/drift_profile_check.py), and on Thompson's stored `train-final`
+probes (10 seeds) the menu with `DRIFT_ORDER` 2 lowers the moving family's regret from 1.38 /
+1.94% to 0.78 / 0.83% at 15 / 6 rounds, static families unchanged (0.43 -> 0.45%, 0.89 ->
+0.90%) (docs/results/controller_v2.md, "The drift's time profile"). Before 2026-12-07's eighth
+session: (0.0,), linear only."""
+DRIFT_ORDER = 2
+"""Powers of the drift weight s_k(u) in the model: 1, the curve moves along one direction h
+(the model before 2026-12-07's eighth session); 2 adds s^2 h2, a change that bends over the
+run, as a shift of the optimum does (f(x - m) = f - m f' + m^2 f''/2 - ...): on the same
+stored probes order 2 alone halves the moving family's regret at 15 rounds (1.38 -> 0.83%)."""
+
+
+def drift_profile(u: np.ndarray, rate: float) -> np.ndarray:
+    """The drift term's weight at run fraction u in [0, 1]: -1 at the first round, 0 at the last.
+
+    With rate k > 0 the curve covers a share (1 - exp(-k u)) / (1 - exp(-k)) of its move by u:
+    a saturating move, most of it early. k = 0 is the linear profile u - 1.
+    """
+    u = np.asarray(u, float)
+    if rate == 0:
+        return u - 1.0
+    return np.expm1(-rate * u) / np.expm1(-rate) - 1.0
+
+
 PESSIMISM = 0.0
 """p* = argmin of (posterior mean + PESSIMISM * posterior sd of the curve's shape) where the
 run probed densely. Measured on the train instances (docs/results/controller_study.md):
@@ -288,7 +318,8 @@ class SplinePosterior:
     sigma: float
     """Per-probe noise standard deviation (REML estimate)."""
     hyper: dict
-    """Every hyperparameter REML chose (penalty, drift_penalty, jitter, walk, age_noise)."""
+    """Every hyperparameter REML chose (penalty, drift_penalty, drift_rate, jitter, walk,
+    age_noise)."""
     centre: float = CENTRE_SDS
     """Half-width, in posterior sds, of the near-minimal stretch whose centre `ratio` returns
     (`centred_ratio`; 0: the mean's argmin)."""
@@ -369,6 +400,8 @@ def spline_posterior(
     walk: Sequence[float] = WALK,
     age_noise: Sequence[float] = AGE_NOISE,
     walk_length: float | None = None,
+    drift_rates: Sequence[float] = DRIFT_RATES,
+    drift_order: int = DRIFT_ORDER,
     grid_points: int = 281,
     ahead: float = 0.0,
     support_width: float = RECENT_SUPPORT_WIDTH,
@@ -376,15 +409,19 @@ def spline_posterior(
 ) -> SplinePosterior | None:
     """The last round's curve from every probe: spline, round effects, drift, jitter; REML.
 
-    Model, with s = (round - last) / last in [-1, 0] and a = -s the age of a round:
+    Model, with u = round / last, s_k(u) in [-1, 0] its drift weight and a = 1 - u the age of a
+    round:
 
-        L = c_round + f(ratio) + s * h(ratio) + j_round(ratio) + w_round(ratio) + e
+        L = c_round + f(ratio) + sum_o s_k(u)^o * h_o(ratio) + j_round(ratio) + w_round(ratio) + e
 
     - f: the curve at the LAST round (cubic B-spline on 15 knots, third-difference penalty:
       quadratics are free), what p* is read from;
-    - h: the curve's linear change over the run, on the same basis, fully penalised (second
-      differences plus a ridge, so REML can shrink it to nothing when the curve does not
-      move): an optimum that moves while the adapter trains is tracked, not averaged;
+    - h_o, o = 1..`drift_order`: the curve's change over the run, on the same basis, each
+      fully penalised (second differences plus a ridge, so REML can shrink it to nothing when
+      the curve does not move): an optimum that moves while the adapter trains is tracked,
+      not averaged (order 2: a change that bends, as a shift of the optimum does); the time
+      profile s_k(u) (`drift_profile`, u = round / last) is linear (k = 0) or saturating
+      (k > 0: most of the move early), REML choosing k among `drift_rates`;
     - j_round: a fresh smooth random function per round (`shape_kernel`, variance ratio
       `jitter` to the noise), the real process's round-to-round change of the curve's shape:
       the probes of one round share it, so a round is worth less than its probe count;
@@ -396,8 +433,9 @@ def spline_posterior(
     p* is searched where at least 4 probes lie within `support_width` (`SplinePosterior.dense`)
     and is the centre of the stretch within `centre` posterior sds of the minimum there
     (`SplinePosterior.centred_ratio`; 0: the argmin).
-    With `ahead` > 0 the returned curve is f + ahead * h, the drift projected `ahead` run-
-    lengths past the last round (a controller may aim its probes where the optimum is going).
+    With `ahead` != 0 the returned curve is f + sum_o ahead^o * h_o, the curve at drift weight
+    s = ahead: -1 is the first round, > 0 extrapolates past the last round (with the linear
+    profile, `ahead` run-lengths: a controller may aim its probes where the optimum is going).
 
     The penalties and variance ratios are chosen by restricted maximum likelihood (Wood 2011's
     criterion with the scale profiled out), which compares models with different noise
@@ -422,12 +460,28 @@ def spline_posterior(
     last = int(t.max())
     basis = bspline_basis(x)
     nb = basis.shape[1]
-    blocks = [basis, _round_dummies(t, True)]
+    fixed = np.column_stack([basis, _round_dummies(t, True)])
     use_drift = bool(drift) and last > 0
-    if use_drift:
-        blocks.append(basis * ((t - last) / last)[:, None])
-    design = np.column_stack(blocks)
-    n, size = design.shape
+    rates = tuple(drift_rates) if use_drift else (0.0,)
+    if use_drift and not (rates and all(np.isfinite(k) and k >= 0 for k in rates)):
+        raise ValueError(
+            f"drift_rates={drift_rates!r}: each drift time profile needs a finite rate >= 0; "
+            f"fix: give rates such as (0.0,) (linear) or (0.0, 2.0) (default {DRIFT_RATES!r})"
+        )
+    if use_drift and (isinstance(drift_order, bool) or drift_order not in (1, 2, 3)):
+        raise ValueError(
+            f"drift_order={drift_order!r}: the drift term's powers of s must be 1, 2 or 3; "
+            f"fix: give 1 (linear change) or 2 (a change that bends; default {DRIFT_ORDER})"
+        )
+    order = int(drift_order) if use_drift else 0
+    designs = [
+        np.column_stack(
+            [fixed]
+            + [basis * (drift_profile(t / last, k) ** o)[:, None] for o in range(1, order + 1)]
+        )
+        for k in rates
+    ]
+    n, size = designs[0].shape
     pen_f = np.zeros((size, size))
     d3 = np.diff(np.eye(nb), 3, axis=0)
     pen_f[:nb, :nb] = d3.T @ d3
@@ -436,8 +490,10 @@ def spline_posterior(
     if use_drift:
         d2 = np.diff(np.eye(nb), 2, axis=0)
         block = d2.T @ d2 + 1e-3 * np.eye(nb)  # proper: the drift can shrink to zero
-        pen_h[-nb:, -nb:] = block
-        logdet_h = float(np.linalg.slogdet(block)[1])
+        for o in range(order):  # one penalty block per power, the same weight lam_h
+            col = size - (o + 1) * nb
+            pen_h[col : col + nb, col : col + nb] = block
+        logdet_h = order * float(np.linalg.slogdet(block)[1])
     rank_f = nb - 3
     unpenalised = 3 + len(np.unique(t)) - 1
     same_round = t[:, None] == t[None, :]
@@ -454,47 +510,56 @@ def spline_posterior(
         cov = np.eye(n) + rho * kernel * same_round + q * walk_cov + omega * np.diag(age)
         chol = np.linalg.cholesky(cov)
         logdet_v = 2.0 * float(np.log(np.diag(chol)).sum())
-        xw, yw = np.linalg.solve(chol, design), np.linalg.solve(chol, y)
-        gram, moment, yy = xw.T @ xw, xw.T @ yw, float(yw @ yw)
-        ridge = 1e-8 * float(np.trace(gram)) / size * np.eye(size)
-        for lam_h in DRIFT_LAMBDAS if use_drift else (1.0,):
-            base = gram + lam_h * pen_h + ridge
-            r = np.linalg.cholesky(base).T
-            r_inv = np.linalg.solve(r, np.eye(size))
-            mu, u = np.linalg.eigh(r_inv.T @ pen_f @ r_inv)
-            mu = np.clip(mu, 0.0, None)
-            z = u.T @ (r_inv.T @ moment)
-            shrink = 1.0 + _REML_LAMBDAS[:, None] * mu[None, :]
-            deviance = yy - (z[None, :] ** 2 / shrink).sum(axis=1)
-            logdet_a = 2.0 * float(np.log(np.abs(np.diag(r))).sum()) + np.log(shrink).sum(axis=1)
-            log_s = rank_f * log_lams + (nb * np.log(lam_h) + logdet_h if use_drift else 0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                crit = (n - unpenalised) * np.log(deviance / (n - unpenalised))
-            crit = np.where(deviance > 0, crit + logdet_v + logdet_a - log_s, np.inf)
-            k = int(np.argmin(crit))
-            if np.isfinite(crit[k]) and (best is None or crit[k] < best[0]):
-                hyper = {
-                    "penalty": float(_REML_LAMBDAS[k]),
-                    "drift_penalty": lam_h,
-                    "jitter": rho,
-                    "walk": q,
-                    "age_noise": omega,
-                }
-                best = (float(crit[k]), hyper, moment, base, float(deviance[k]))
+        yw = np.linalg.solve(chol, y)
+        yy = float(yw @ yw)
+        for rate, design in zip(rates, designs, strict=True):
+            xw = np.linalg.solve(chol, design)
+            gram, moment = xw.T @ xw, xw.T @ yw
+            ridge = 1e-8 * float(np.trace(gram)) / size * np.eye(size)
+            for lam_h in DRIFT_LAMBDAS if use_drift else (1.0,):
+                base = gram + lam_h * pen_h + ridge
+                r = np.linalg.cholesky(base).T
+                r_inv = np.linalg.solve(r, np.eye(size))
+                mu, u = np.linalg.eigh(r_inv.T @ pen_f @ r_inv)
+                mu = np.clip(mu, 0.0, None)
+                z = u.T @ (r_inv.T @ moment)
+                shrink = 1.0 + _REML_LAMBDAS[:, None] * mu[None, :]
+                deviance = yy - (z[None, :] ** 2 / shrink).sum(axis=1)
+                logdet_a = 2.0 * float(np.log(np.abs(np.diag(r))).sum()) + np.log(shrink).sum(
+                    axis=1
+                )
+                log_s = rank_f * log_lams + order * nb * np.log(lam_h) + logdet_h
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    crit = (n - unpenalised) * np.log(deviance / (n - unpenalised))
+                crit = np.where(deviance > 0, crit + logdet_v + logdet_a - log_s, np.inf)
+                k = int(np.argmin(crit))
+                if np.isfinite(crit[k]) and (best is None or crit[k] < best[0]):
+                    hyper = {
+                        "penalty": float(_REML_LAMBDAS[k]),
+                        "drift_penalty": lam_h,
+                        "drift_rate": rate,
+                        "jitter": rho,
+                        "walk": q,
+                        "age_noise": omega,
+                    }
+                    best = (float(crit[k]), hyper, moment, base, float(deviance[k]))
     if best is None:
         return None
     _, hyper, moment, base, deviance = best
     if not use_drift:
         hyper["drift_penalty"] = None
+        hyper["drift_rate"] = None
     system = base + hyper["penalty"] * pen_f
     coef = np.linalg.solve(system, moment)
     scale = deviance / (n - unpenalised)
     grid = np.linspace(p_min, p_max, grid_points)
     at = bspline_basis(grid)
-    pick = np.zeros((nb, size))  # the curve's coefficients: f, or f + ahead * h
+    pick = np.zeros((nb, size))  # the curve's coefficients: f, or f + sum_o ahead^o * h_o
     pick[:, :nb] = np.eye(nb)
-    if use_drift and ahead:
-        pick[:, -nb:] = ahead * np.eye(nb)
+    if ahead:
+        for o in range(1, order + 1):
+            col = size - (order - o + 1) * nb
+            pick[:, col : col + nb] = ahead**o * np.eye(nb)
     cov_f = scale * pick @ np.linalg.inv(system) @ pick.T
     vals, vecs = np.linalg.eigh(0.5 * (cov_f + cov_f.T))
     factor = at @ (vecs * np.sqrt(np.clip(vals, 0.0, None)))
