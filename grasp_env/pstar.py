@@ -53,6 +53,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 __all__ = [
     "COST_RULES",
@@ -238,18 +239,21 @@ AGE_NOISE: tuple[float, ...] = (0.0,)
 DRIFT_RATES: tuple[float, ...] = (0.0, 1.5, 4.0)
 """Time profiles of the drift term REML chooses from, each a rate k: the curve has moved a share
 (1 - exp(-k u)) / (1 - exp(-k)) of its whole move by run fraction u (k = 0: linear; k > 0: fast
-early, slow late). See `drift_profile`. Why these: the live probe curves move fast early
-(each round's curve projected on the first-minus-last change fits rates 0.5-6 on 10 of the 12
-recorded runs, median 1.5; scripts/drift_profile_check.py), and on Thompson's stored `train-final`
-probes (10 seeds) the menu with `DRIFT_ORDER` 2 lowers the moving family's regret from 1.38 /
-1.94% to 0.78 / 0.83% at 15 / 6 rounds, static families unchanged (0.43 -> 0.45%, 0.89 ->
-0.90%) (docs/results/controller_v2.md, "The drift's time profile"). Before 2026-12-07's eighth
-session: (0.0,), linear only."""
-DRIFT_ORDER = 2
-"""Powers of the drift weight s_k(u) in the model: 1, the curve moves along one direction h
-(the model before 2026-12-07's eighth session); 2 adds s^2 h2, a change that bends over the
-run, as a shift of the optimum does (f(x - m) = f - m f' + m^2 f''/2 - ...): on the same
-stored probes order 2 alone halves the moving family's regret at 15 rounds (1.38 -> 0.83%)."""
+early, slow late). See `drift_profile`. Why: the live probe curves move fast early (each
+round's curve projected on the first-minus-last change fits rates 0.5-6 on 10 of the 12
+recorded runs, median 1.5; scripts/drift_profile_check.py). Chosen on `train-final` (Thompson,
+10 seeds, paired against the linear profile alone): mean regret 1.15 -> 1.07% at 15 rounds,
+1.58 -> 1.51% at 6, the moving family 1.94 -> 1.01% at 6; scored once on `test-final` (30
+seeds): 2.02 -> 1.73% at 15 rounds, 2.23 -> 2.27% at 6 (docs/results/controller_v2.md, "The
+drift's time profile"). Before 2026-12-07's eighth session: (0.0,), linear only."""
+DRIFT_ORDERS: tuple[int, ...] = (1,)
+"""Powers of the drift weight s_k(u) REML chooses among: 1, the curve moves along one direction
+h (the default); 2 adds s^2 h2, a change that bends over the run, as a shift of the optimum does
+(f(x - m) = f - m f' + m^2 f''/2 - ...). Measured, not adopted: order 2 with the profile menu
+follows a moving optimum closer (train-final moving 1.38 -> 0.90% at 15 rounds; test-final
+2.15 -> 1.48%) but its Thompson probes once left p* beyond a cliff's edge at p_max (train
+cliff 0.67 -> 3.32%) and it raised the `real` family at 6 rounds (test 12.04 -> 13.90%);
+offering REML both orders, (1, 2), read train's probes no better than order 1 alone."""
 
 
 def drift_profile(u: np.ndarray, rate: float) -> np.ndarray:
@@ -401,7 +405,7 @@ def spline_posterior(
     age_noise: Sequence[float] = AGE_NOISE,
     walk_length: float | None = None,
     drift_rates: Sequence[float] = DRIFT_RATES,
-    drift_order: int = DRIFT_ORDER,
+    drift_orders: Sequence[int] = DRIFT_ORDERS,
     grid_points: int = 281,
     ahead: float = 0.0,
     support_width: float = RECENT_SUPPORT_WIDTH,
@@ -416,11 +420,12 @@ def spline_posterior(
 
     - f: the curve at the LAST round (cubic B-spline on 15 knots, third-difference penalty:
       quadratics are free), what p* is read from;
-    - h_o, o = 1..`drift_order`: the curve's change over the run, on the same basis, each
-      fully penalised (second differences plus a ridge, so REML can shrink it to nothing when
-      the curve does not move): an optimum that moves while the adapter trains is tracked,
-      not averaged (order 2: a change that bends, as a shift of the optimum does); the time
-      profile s_k(u) (`drift_profile`, u = round / last) is linear (k = 0) or saturating
+    - h_o, o = 1..order (REML chooses the order among `drift_orders`, default 1): the
+      curve's change over the run, on the same basis, each fully penalised (second
+      differences plus a ridge, so REML can shrink it to nothing when the curve does not
+      move): an optimum that moves while the adapter trains is tracked, not averaged (order
+      2: a change that bends, as a shift of the optimum does); the time profile s_k(u)
+      (`drift_profile`, u = round / last) is linear (k = 0) or saturating
       (k > 0: most of the move early), REML choosing k among `drift_rates`;
     - j_round: a fresh smooth random function per round (`shape_kernel`, variance ratio
       `jitter` to the noise), the real process's round-to-round change of the curve's shape:
@@ -468,32 +473,33 @@ def spline_posterior(
             f"drift_rates={drift_rates!r}: each drift time profile needs a finite rate >= 0; "
             f"fix: give rates such as (0.0,) (linear) or (0.0, 2.0) (default {DRIFT_RATES!r})"
         )
-    if use_drift and (isinstance(drift_order, bool) or drift_order not in (1, 2, 3)):
+    orders = tuple(drift_orders) if use_drift else (0,)
+    if use_drift and not (
+        orders and all(not isinstance(o, bool) and o in (1, 2, 3) for o in orders)
+    ):
         raise ValueError(
-            f"drift_order={drift_order!r}: the drift term's powers of s must be 1, 2 or 3; "
-            f"fix: give 1 (linear change) or 2 (a change that bends; default {DRIFT_ORDER})"
+            f"drift_orders={drift_orders!r}: the drift term's powers of s must be 1, 2 or 3; "
+            f"fix: give orders such as (1,) (linear change) or (1, 2) (REML chooses whether the "
+            f"change bends; default {DRIFT_ORDERS!r})"
         )
-    order = int(drift_order) if use_drift else 0
-    designs = [
-        np.column_stack(
-            [fixed]
-            + [basis * (drift_profile(t / last, k) ** o)[:, None] for o in range(1, order + 1)]
-        )
-        for k in rates
-    ]
-    n, size = designs[0].shape
-    pen_f = np.zeros((size, size))
     d3 = np.diff(np.eye(nb), 3, axis=0)
-    pen_f[:nb, :nb] = d3.T @ d3
-    pen_h = np.zeros((size, size))
-    logdet_h = 0.0
-    if use_drift:
-        d2 = np.diff(np.eye(nb), 2, axis=0)
-        block = d2.T @ d2 + 1e-3 * np.eye(nb)  # proper: the drift can shrink to zero
-        for o in range(order):  # one penalty block per power, the same weight lam_h
-            col = size - (o + 1) * nb
-            pen_h[col : col + nb, col : col + nb] = block
-        logdet_h = order * float(np.linalg.slogdet(block)[1])
+    d2 = np.diff(np.eye(nb), 2, axis=0)
+    block = d2.T @ d2 + 1e-3 * np.eye(nb)  # proper: the drift can shrink to zero
+    logdet_block = float(np.linalg.slogdet(block)[1])
+    models = []  # (order, rate, design, curve penalty, drift penalty, its log-determinant)
+    for order in orders:
+        for rate in rates if order else (None,):
+            powers = [drift_profile(t / last, rate) ** o for o in range(1, order + 1)]
+            design = np.column_stack([fixed] + [basis * p[:, None] for p in powers])
+            size = design.shape[1]
+            pen_f = np.zeros((size, size))
+            pen_f[:nb, :nb] = d3.T @ d3
+            pen_h = np.zeros((size, size))
+            for o in range(order):  # one penalty block per power, the same weight lam_h
+                col = size - (o + 1) * nb
+                pen_h[col : col + nb, col : col + nb] = block
+            models.append((order, rate, design, pen_f, pen_h, order * logdet_block))
+    n = len(y)
     rank_f = nb - 3
     unpenalised = 3 + len(np.unique(t)) - 1
     same_round = t[:, None] == t[None, :]
@@ -510,21 +516,32 @@ def spline_posterior(
         cov = np.eye(n) + rho * kernel * same_round + q * walk_cov + omega * np.diag(age)
         chol = np.linalg.cholesky(cov)
         logdet_v = 2.0 * float(np.log(np.diag(chol)).sum())
-        yw = np.linalg.solve(chol, y)
+        yw = solve_triangular(chol, y, lower=True, check_finite=False)
         yy = float(yw @ yw)
-        for rate, design in zip(rates, designs, strict=True):
-            xw = np.linalg.solve(chol, design)
+        for order, rate, design, pen_f, pen_h, logdet_h in models:
+            size = design.shape[1]
+            xw = solve_triangular(chol, design, lower=True, check_finite=False)
             gram, moment = xw.T @ xw, xw.T @ yw
             ridge = 1e-8 * float(np.trace(gram)) / size * np.eye(size)
-            for lam_h in DRIFT_LAMBDAS if use_drift else (1.0,):
+            rhs = np.column_stack([np.eye(size)[:, :nb], moment])
+            for lam_h in DRIFT_LAMBDAS if order else (1.0,):
                 base = gram + lam_h * pen_h + ridge
                 r = np.linalg.cholesky(base).T
-                r_inv = np.linalg.solve(r, np.eye(size))
-                mu, u = np.linalg.eigh(r_inv.T @ pen_f @ r_inv)
-                mu = np.clip(mu, 0.0, None)
-                z = u.T @ (r_inv.T @ moment)
+                # The curve penalty is d3'd3 on f's block only, so R^-T P R^-1 = B'B with
+                # B = d3 R^-1[f rows]: its nb - 3 nonzero eigenvalues and their vectors come
+                # from a thin SVD of B (the other directions are unshrunk). Before 2026-12-07's
+                # eighth session an eigh of the whole matrix gave its null directions
+                # eigenvalues near 1e-6 (the system's condition number is ~1e9), which heavy
+                # smoothing turned into a spurious shrinkage (deviance off by 1e-3 relative
+                # at lam 1e3 against a direct solve; the SVD agrees to 1e-12); 1.4-2x faster.
+                sol = solve_triangular(r, rhs, trans="T", check_finite=False)
+                r_inv_f, w = sol[:, :nb].T, sol[:, nb]  # R^-1's rows for f, R^-T moment
+                _, sv, vt = np.linalg.svd(d3 @ r_inv_f, full_matrices=False)
+                mu = sv**2
+                z = vt @ w
+                rest = float(w @ w) - float(z @ z)  # the unpenalised directions' share
                 shrink = 1.0 + _REML_LAMBDAS[:, None] * mu[None, :]
-                deviance = yy - (z[None, :] ** 2 / shrink).sum(axis=1)
+                deviance = yy - rest - (z[None, :] ** 2 / shrink).sum(axis=1)
                 logdet_a = 2.0 * float(np.log(np.abs(np.diag(r))).sum()) + np.log(shrink).sum(
                     axis=1
                 )
@@ -538,17 +555,18 @@ def spline_posterior(
                         "penalty": float(_REML_LAMBDAS[k]),
                         "drift_penalty": lam_h,
                         "drift_rate": rate,
+                        "drift_order": order if use_drift else None,
                         "jitter": rho,
                         "walk": q,
                         "age_noise": omega,
                     }
-                    best = (float(crit[k]), hyper, moment, base, float(deviance[k]))
+                    best = (float(crit[k]), hyper, moment, base, float(deviance[k]), pen_f)
     if best is None:
         return None
-    _, hyper, moment, base, deviance = best
+    _, hyper, moment, base, deviance, pen_f = best
     if not use_drift:
         hyper["drift_penalty"] = None
-        hyper["drift_rate"] = None
+    order, size = int(hyper["drift_order"] or 0), len(moment)
     system = base + hyper["penalty"] * pen_f
     coef = np.linalg.solve(system, moment)
     scale = deviance / (n - unpenalised)

@@ -46,10 +46,11 @@ PROBE_DATA = Path(__file__).resolve().parents[1] / "grasp_env" / "data" / "probe
 FIT_RATES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 """Rates the least-squares fit of the live movement chooses from."""
 MODELS = {
-    "order 1, linear (before)": {"drift_order": 1, "drift_rates": (0.0,)},
-    "order 1, profile menu": {"drift_order": 1, "drift_rates": DRIFT_RATES},
-    "order 2, linear": {"drift_order": 2, "drift_rates": (0.0,)},
-    "order 2, profile menu (default)": {"drift_order": 2, "drift_rates": DRIFT_RATES},
+    "order 1, linear (before)": {"drift_orders": (1,), "drift_rates": (0.0,)},
+    "order 1, profile menu (default)": {"drift_orders": (1,), "drift_rates": DRIFT_RATES},
+    "order 2, linear": {"drift_orders": (2,), "drift_rates": (0.0,)},
+    "order 2, profile menu": {"drift_orders": (2,), "drift_rates": DRIFT_RATES},
+    "order 1 or 2, profile menu": {"drift_orders": (1, 2), "drift_rates": DRIFT_RATES},
 }
 FAMILIES = ("moving", "morphing", "two_minima", "kink", "real")
 """Families reported on their own; the rest are grouped as static."""
@@ -93,7 +94,7 @@ def live_movement(path: Path, p_min: float, p_max: float) -> None:
         probes = Probes(rounds, np.tile(grid[keep], n), curves.ravel())
         chosen = []
         for order in (1, 2):
-            post = spline_posterior(probes, p_min, p_max, drift_order=order)
+            post = spline_posterior(probes, p_min, p_max, drift_orders=(order,))
             chosen.append(f"{post.hyper['drift_rate']:g}")
         at = [0, 2, 4, 7, 10, n - 1]
         name = f"{run['task']} {run['source']}->{run['target']} s{run['seed']}"
