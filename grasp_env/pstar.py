@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from scipy.linalg import solve_triangular
@@ -63,6 +64,7 @@ __all__ = [
     "SplinePosterior",
     "bspline_basis",
     "drift_profile",
+    "plus_final_cost",
     "fit_quadratic",
     "fit_spline",
     "fit_spline_cost",
@@ -661,9 +663,26 @@ def with_final_cost(
     probes at least 0.7 of [0.1, 0.8] (its exploring probes), so the range needs almost no
     extrapolation.
     """
-    span = float(np.ptp(post.mean))
-    slope = (post.grid - p_min) / (p_max - p_min)
-    return replace(post, mean=post.mean + cost * span * slope)
+    return replace(post, mean=plus_final_cost(post.mean, post.grid, cost, p_min, p_max))
+
+
+def plus_final_cost(
+    curve: Any, ratios: Any, cost: float, p_min: float, p_max: float, span: Any = None
+) -> np.ndarray:
+    """The curve plus the final run's cost, cost x span x (ratios - p_min) / (p_max - p_min).
+
+    The one array-level definition the rule ('spline_cost', 'spline_recent_cost', through
+    `with_final_cost`), the surrogate's true curve (`Instance.true_curve`), the family-known
+    floor (`surrogate.family_fit`) and the view floor (`runs.agent_table`) all call. `span` is
+    the curve's range that the cost is a share of: by default each curve's own range along the
+    last axis (so `curve` may be one curve or a stack, one per row), which is its range over
+    [p_min, p_max] when `ratios` cover that grid; the surrogate passes its end curve's range.
+    """
+    curve = np.asarray(curve, float)
+    if span is None:
+        span = np.ptp(curve, axis=-1, keepdims=True) if curve.ndim else 0.0
+    slope = (np.asarray(ratios, float) - p_min) / (p_max - p_min)
+    return curve + cost * span * slope
 
 
 def fit_spline_recent(

@@ -66,6 +66,7 @@ from typing import Any
 import numpy as np
 
 from grasp_env.pstar import FINAL_COST as PSTAR_FINAL_COST
+from grasp_env.pstar import plus_final_cost
 from grasp_env.synthetic import SHAPES, _raw
 
 __all__ = [
@@ -574,7 +575,9 @@ class Instance:
         """
         value = self.scale * self._true_shape(x)
         if self.final_cost:
-            value = value + self.final_cost * self.end_range * self.cost_slope(x)
+            value = plus_final_cost(
+                value, x, self.final_cost, self.p_min, self.p_max, span=self.end_range
+            )
         return value
 
     def cost_slope(self, x: Any) -> np.ndarray:
@@ -1111,8 +1114,9 @@ def family_fit(
     else:
         curves = instance.shape_at(choices[None, :], 1.0, loc)
     if instance.final_cost:  # the cost is a share of each candidate end curve's own range
-        span = curves.max(axis=1, keepdims=True) - curves.min(axis=1, keepdims=True)
-        curves = curves + instance.final_cost * span * instance.cost_slope(choices)[None, :]
+        curves = plus_final_cost(
+            curves, choices, instance.final_cost, instance.p_min, instance.p_max
+        )
     span = curves.max(axis=1, keepdims=True) - curves.min(axis=1, keepdims=True)
     regrets = (curves - curves.min(axis=1, keepdims=True)) / np.where(span > 0, span, 1.0)
     return float(choices[int(np.argmin(weight @ regrets))])

@@ -83,3 +83,18 @@ def test_spline_recent_cost_reads_the_last_rounds_curve_where_the_optimum_moves(
     recent = fit_spline_cost(probes, 0.1, 0.8, drift=True).ratio
     assert recent == pytest.approx(0.4 - 0.04 / 0.7, abs=0.03)
     assert fit_spline_cost(probes, 0.1, 0.8).ratio > recent + 0.05  # pooled: the average
+
+
+def test_curve_plus_cost_is_one_definition_for_a_curve_a_stack_and_a_given_span():
+    from grasp_env.pstar import plus_final_cost
+
+    grid = np.linspace(0.1, 0.8, 8)
+    curve = (grid - 0.4) ** 2
+    slope = (grid - 0.1) / 0.7
+    one = plus_final_cost(curve, grid, 0.5, 0.1, 0.8)
+    assert np.allclose(one, curve + 0.5 * np.ptp(curve) * slope)
+    stack = plus_final_cost(np.stack([curve, 3 * curve]), grid, 0.5, 0.1, 0.8)
+    assert np.allclose(stack[1], 3 * curve + 0.5 * 3 * np.ptp(curve) * slope)  # each row's own
+    given = plus_final_cost(curve, grid, 0.5, 0.1, 0.8, span=2.0)
+    assert np.allclose(given, curve + slope)
+    assert float(plus_final_cost(1.0, 0.8, 0.5, 0.1, 0.8, span=2.0)) == 2.0  # a point: its span

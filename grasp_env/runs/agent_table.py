@@ -57,6 +57,7 @@ import numpy as np
 from agents import AGENT_NAMES, check_probe_batch
 from agents.baselines import SB3_ALGOS
 from grasp_env.config import ExperimentConfig, overrides, unused_settings, with_values
+from grasp_env.pstar import plus_final_cost
 from grasp_env.surrogate import FAMILIES, Instance, family_fit, instance_set, predicted_final
 
 __all__ = [
@@ -322,7 +323,7 @@ def _bias_floor(instance: Instance, process: Any, cache: dict | None) -> float:
     if instance.family == "real":
         seen = instance.probed_end_curve(grid)
         if instance.final_cost:  # the cost as a rule adds it: a share of the seen range
-            seen = seen + instance.final_cost * float(np.ptp(seen)) * instance.cost_slope(grid)
+            seen = plus_final_cost(seen, grid, instance.final_cost, instance.p_min, instance.p_max)
         return float(grid[int(np.argmin(seen))])
     probe = (0.1, 0.3, 0.5, 0.7)  # the bias is a smooth function: these points name it
     key = (instance.name, tuple(round(process.bias_at(x), 15) for x in probe))
