@@ -40,6 +40,7 @@ from grasp_env.pstar import (
     spline_posterior,
     with_final_cost,
 )
+from grasp_env.runs.agent_table import stored_probes
 from grasp_env.surrogate import instance_set
 
 PROBE_DATA = Path(__file__).resolve().parents[1] / "grasp_env" / "data" / "probe_curves.json"
@@ -119,12 +120,7 @@ def reread(path: Path) -> None:
     instances = instance_set(cfg["instances"])
     scores: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     seconds: dict[str, float] = defaultdict(float)
-    for e in payload["episodes"]:
-        if "data" not in e:
-            raise SystemExit(f"{path} has no probes; fix: rerun the table with --keep-probes")
-        inst = instances[e["instance"]]
-        rounds, ratios, losses = (np.asarray(v) for v in e["data"])
-        probes = Probes(rounds.astype(int), ratios.astype(float), losses.astype(float))
+    for e, inst, probes in stored_probes(payload, instances, path):
         fam = inst.family if inst.family in FAMILIES else "static"
         for name, kwargs in MODELS.items():
             start = time.perf_counter()

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_env.pstar import PESSIMISM, Probes, SplinePosterior, spline_posterior, with_final_cost
+from grasp_env.runs.agent_table import stored_probes
 from grasp_env.surrogate import FINAL_COST, Instance, instance_set
 
 KAPPAS = (0.5, 1.0, 2.0)
@@ -123,12 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     instances = scored_on(cfg["instances"], args.score_on or cfg["instances"])
     ctrl = cfg["experiment"]["controller"]
     scores: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for e in payload["episodes"]:
-        if "data" not in e:
-            raise SystemExit(f"{args.table} has no probes; fix: rerun the table with --keep-probes")
-        inst = instances[e["instance"]]
-        rounds, ratios, losses = (np.asarray(v) for v in e["data"])
-        probes = Probes(rounds.astype(int), ratios.astype(float), losses.astype(float))
+    for e, inst, probes in stored_probes(payload, instances, args.table):
         row = scores[(e["agent"], e["rounds"], group(inst))]
         for rule in ("spline", "spline_recent"):
             row[f"rule {rule}"].append(inst.regret(e["pstar"][rule]))

@@ -51,3 +51,16 @@ def test_the_cost_reading_moves_towards_less_pruning(study):
     post = spline_posterior(_flat_then_cliff_probes(2), 0.1, 0.8)
     assert study.with_cost(post, 0.0) == post.centred_ratio(0.0)
     assert study.with_cost(post, 0.5) < post.centred_ratio(0.0) - 0.1
+
+
+def test_stored_probes_come_back_with_their_instance_and_a_table_without_them_is_refused():
+    from grasp_env.runs.agent_table import stored_probes
+
+    instances = instance_set("smoke")
+    kept = {"instance": 1, "data": [[0, 0, 1], [0.2, 0.5, 0.4], [1.0, 0.9, 0.8]]}
+    (episode, inst, probes), *_ = stored_probes({"episodes": [kept]}, instances, "t.json")
+    assert episode is kept and inst is instances[1]
+    assert probes.rounds.tolist() == [0, 0, 1] and probes.losses.tolist() == [1.0, 0.9, 0.8]
+    bare = {"episodes": [kept, {"instance": 0}]}
+    with pytest.raises(SystemExit, match=r"t\.json has no probes; fix: rerun .* --keep-probes"):
+        list(stored_probes(bare, instances, "t.json"))

@@ -57,7 +57,7 @@ import numpy as np
 from agents import AGENT_NAMES, check_probe_batch
 from agents.baselines import SB3_ALGOS
 from grasp_env.config import ExperimentConfig, overrides, unused_settings, with_values
-from grasp_env.pstar import plus_final_cost
+from grasp_env.pstar import Probes, plus_final_cost
 from grasp_env.surrogate import FAMILIES, Instance, family_fit, instance_set, predicted_final
 
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "report",
     "run_table",
     "sb3_subset",
+    "stored_probes",
     "summarise",
     "write_outputs",
     "write_tensorboard",
@@ -302,6 +303,27 @@ def episode(
     if keep_probes:
         record["data"] = [probes.rounds.tolist(), probes.ratios.tolist(), probes.losses.tolist()]
     return record
+
+
+def stored_probes(
+    payload: dict[str, Any], instances: list[Instance], source: Any
+) -> Iterator[tuple[dict[str, Any], Instance, Probes]]:
+    """Each episode of a `--keep-probes` table with its instance and its probes, in order.
+
+    The reading of what `episode(..., keep_probes=True)` stores, for the studies that re-read
+    stored probes under other rules or models (scripts/final_rule_study.py,
+    scripts/drift_profile_check.py). `source` names the table in the error: a table written
+    without --keep-probes is refused with the fix.
+    """
+    for e in payload["episodes"]:
+        if "data" not in e:
+            raise SystemExit(f"{source} has no probes; fix: rerun the table with --keep-probes")
+        rounds, ratios, losses = (np.asarray(v) for v in e["data"])
+        yield (
+            e,
+            instances[e["instance"]],
+            Probes(rounds.astype(int), ratios.astype(float), losses.astype(float)),
+        )
 
 
 def _bias_floor(instance: Instance, process: Any, cache: dict | None) -> float:
