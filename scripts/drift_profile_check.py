@@ -1,6 +1,6 @@
 """How the probe curves move while the adapter trains, and which drift model reads them best.
 
-    .venv/bin/python scripts/drift_profile_check.py                       # 5 s: the live curves
+    .venv/bin/python scripts/drift_profile_check.py --plot docs/img/drift-profile.png  # 5 s
     T="--agents thompson --instances train-final --seeds 10 --keep-probes --out /tmp/tv"
     nice -n 10 .venv/bin/python runners/agent_table.py $T                  # 90 s: stored probes
     .venv/bin/python scripts/drift_profile_check.py --probes /tmp/tv.json  # 80 s: re-read them
@@ -72,8 +72,8 @@ def best_rate(s: np.ndarray) -> tuple[float, float, float]:
     return k, sse[k], sse[0.0]
 
 
-def live_movement(path: Path, p_min: float, p_max: float) -> None:
-    """Print the live runs' movement, the least-squares rate and REML's choices."""
+def live_movement(path: Path, p_min: float, p_max: float, plot: Path | None = None) -> None:
+    """Print the live runs' movement, the least-squares rate and REML's choices (and plot)."""
     data = json.loads(path.read_text(encoding="utf-8"))
     grid = np.asarray(data["grid"], float)
     keep = (grid >= p_min - 1e-9) & (grid <= p_max + 1e-9)
@@ -84,12 +84,13 @@ def live_movement(path: Path, p_min: float, p_max: float) -> None:
         "| REML rate, order 1 | REML rate, order 2 |"
     )
     print("|---|---|---|---|---|---|")
-    rates = []
+    rates, lines = [], []
     for run in data["runs"]:
         curves = np.array([r["grid_losses"] for r in run["rounds"]], float)[:, keep]
         s = movement(curves)
         k, sse, sse_lin = best_rate(s)
         rates.append(k)
+        lines.append((f"{run['task']} {run['target']} s{run['seed']}", s))
         n = len(curves)
         rounds = np.repeat(np.arange(n), keep.sum())
         probes = Probes(rounds, np.tile(grid[keep], n), curves.ravel())
@@ -109,6 +110,37 @@ def live_movement(path: Path, p_min: float, p_max: float) -> None:
         f"Least-squares rate > 0 (fast early) on {int((rates > 0).sum())} of {len(rates)} "
         f"runs; median {np.median(rates):g}."
     )
+    if plot is not None:
+        plot_movement(lines, plot)
+
+
+def plot_movement(lines: list[tuple[str, np.ndarray]], path: Path) -> None:
+    """Each live run's movement s_r against the run fraction, with the profiles REML offers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, s in lines:
+        u = np.arange(len(s)) / (len(s) - 1)
+        style = "-" if name.startswith("summarization") else ":"
+        ax.plot(u, s, style, color="0.6", lw=1)
+    u = np.linspace(0, 1, 101)
+    for rate in DRIFT_RATES:
+        label = "linear (k = 0)" if rate == 0 else f"fast early, k = {rate:g}"
+        ax.plot(u, -drift_profile(u, rate), lw=2.2, label=label)
+    ax.set_xlabel("share of the controller run trained (u)")
+    ax.set_ylabel("share of the curve's move still ahead (s_r)")
+    ax.set_title("Live probe curves (12 runs; grey: summarisation solid, QA dotted)")
+    ax.set_ylim(-1.2, 1.6)
+    ax.axhline(0, color="0.8", lw=0.8)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"-> {path}")
 
 
 def reread(path: Path) -> None:
@@ -153,10 +185,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--curves", type=Path, default=PROBE_DATA, help="probe-curve JSON")
     parser.add_argument("--probes", type=Path, help="runners/agent_table.py --keep-probes JSON")
+    parser.add_argument("--plot", type=Path, help="write the live movement's figure here (PNG)")
     parser.add_argument("--p-min", type=float, default=0.1)
     parser.add_argument("--p-max", type=float, default=0.8)
     args = parser.parse_args(argv)
-    live_movement(args.curves, args.p_min, args.p_max)
+    live_movement(args.curves, args.p_min, args.p_max, args.plot)
     if args.probes is not None:
         print()
         reread(args.probes)
