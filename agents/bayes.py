@@ -50,6 +50,8 @@ from grasp_env.atomic import atomic_write_text
 from grasp_env.config import ThompsonConfig
 from grasp_env.pstar import (
     COST_RULES,
+    RECENT_SUPPORT_WIDTH,
+    SUPPORT_COUNT,
     Probes,
     fit_spline_recent,
     spline_posterior,
@@ -236,7 +238,22 @@ class ThompsonController:
             ts += self._thompson_draws(post, c - n_explore - n_greedy)
         explore = golden_points(self.offset, self.explored, n_explore, self.p_min, self.p_max)
         self.explored += n_explore
-        return plan_round(ts, explore, cfg.min_gap, self.p_min, self.p_max)
+        plan = plan_round(ts, explore, cfg.min_gap, self.p_min, self.p_max)
+        if post is not None and n_explore and self._needs_anchor():
+            plan[-1] = self.p_min  # the round's last candidate is its exploring probe
+        return plan
+
+    def _needs_anchor(self) -> bool:
+        """Whether this round's exploring probe goes to p_min (`ThompsonConfig.anchor`).
+
+        Under the cost rules, until 4 probes lie within the rule's support width of p_min:
+        the rule reads p* only where 4 probes lie nearby, and the cost often puts the answer
+        at p_min. The golden sequence still advances, so the anchor replaces its point.
+        """
+        if not self.config.anchor or self._ctrl.pstar_rule not in COST_RULES:
+            return False
+        near = sum(abs(r - self.p_min) <= RECENT_SUPPORT_WIDTH for r in self.ratios)
+        return near < SUPPORT_COUNT
 
     def _with_final_cost(self, post: Any) -> Any:
         """The posterior with the final run's capacity cost added to its mean.

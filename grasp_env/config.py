@@ -552,6 +552,16 @@ class ThompsonConfig:
     challenger, the argmin of a further draw more than 0.05 (`fit_spline`'s support
     half-width) away; 1: plain Thompson sampling. Off: 0.5 changed nothing measurable on the
     train instances (docs/results/controller_v2.md)."""
+    anchor: bool = True
+    """Under the cost rules ('spline_cost', 'spline_recent_cost'), a round's exploring probe
+    goes to p_min instead while fewer than 4 probes lie within the rule's support width
+    (+-0.071) of p_min. Why: with the final run's capacity cost the answer is often p_min (a
+    curve flat at the low end, a cliff above), and the rule picks only where 4 probes lie
+    nearby, while Thompson draws rarely land there early (the posterior there is made from
+    few probes). On `train-final` (30 seeds, paired): 6 rounds -0.18 +- 0.08 points (morphing
+    -1.84 +- 0.44), 15 rounds -0.02 +- 0.03; an anchor every second round instead: -0.25 +-
+    0.08 at 6 rounds but +0.04 +- 0.04 at 15 (docs/results/controller_v2.md, "The low
+    anchor"). False: the exploring sequence alone (the former behaviour)."""
     bracket: float = 2.5
     """Posterior probes after a round's first go to one side of their draw's argmin (sides
     alternating round by round), by this many posterior standard deviations of the argmin, at
@@ -569,6 +579,9 @@ class ThompsonConfig:
             raise _bad(self, "top_two", "give a probability in [0, 1]")
         _finite(self, "ahead", "min_gap", nonnegative=True)
         _finite(self, "bracket", nonnegative=True)
+        for name in ("drift", "anchor"):
+            if not isinstance(getattr(self, name), bool):
+                raise _bad(self, name, "give True or False")
         for name in ("jitter", "walk", "age_noise"):
             values = getattr(self, name)
             if not values or not all(isinstance(v, int | float) and v >= 0 for v in values):

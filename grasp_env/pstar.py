@@ -82,8 +82,10 @@ _GCV_GAMMA = 1.4
 """GCV's effective-degrees-of-freedom inflation: plain GCV (1.0) undersmooths with a few dozen
 noisy points; 1.4 is the usual correction (Kim & Gu 2004) and lowered the study's worst-cell
 regret (docs/BENCHMARKS.md)."""
-_SUPPORT_WIDTH, _SUPPORT_COUNT = 0.05, 4
-"""`fit_spline`'s minimiser is searched only where at least 4 probes lie within +-0.05."""
+_SUPPORT_WIDTH, SUPPORT_COUNT = 0.05, 4
+"""`fit_spline`'s minimiser is searched only where at least 4 probes lie within +-0.05 (the
+other rules: within `RECENT_SUPPORT_WIDTH`); the Thompson controller's low anchor counts to 4
+too (`agents.bayes.ThompsonController._needs_anchor`)."""
 RECENT_SUPPORT_WIDTH = float(_KNOTS[1] - _KNOTS[0])
 """`spline_posterior`'s p* is searched where at least 4 probes lie within one knot spacing
 (+-1/14 = +-0.071), the spline's own resolution. Bracketing probes (`agents.bayes`) spread a
@@ -219,7 +221,7 @@ def fit_spline(probes: Probes, p_min: float, p_max: float) -> PstarFit | None:
     grid = np.linspace(lo, hi, 401)
     curve = bspline_basis(grid) @ coef[:n_basis]
     support = np.abs(probes.ratios[None, :] - grid[:, None]) <= _SUPPORT_WIDTH
-    dense = support.sum(axis=1) >= _SUPPORT_COUNT
+    dense = support.sum(axis=1) >= SUPPORT_COUNT
     searched = np.where(dense, curve, np.inf) if dense.any() else curve
     return PstarFit(float(grid[np.argmin(searched)]), grid, curve, n, lam)
 
@@ -584,7 +586,7 @@ def spline_posterior(
     vals, vecs = np.linalg.eigh(0.5 * (cov_f + cov_f.T))
     factor = at @ (vecs * np.sqrt(np.clip(vals, 0.0, None)))
     support = np.abs(x[None, :] - grid[:, None]) <= support_width
-    dense = support.sum(axis=1) >= _SUPPORT_COUNT
+    dense = support.sum(axis=1) >= SUPPORT_COUNT
     return SplinePosterior(
         grid,
         at @ (pick @ coef),

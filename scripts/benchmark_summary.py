@@ -19,6 +19,7 @@ from pathlib import Path
 def _rows(path: Path) -> tuple[str, str, dict]:
     bench = json.loads(path.read_text())
     cfg = bench["config"]
+    cfg = cfg.get("data", cfg)  # task and languages live in the data section since the config tree
     metric = "em" if cfg["task"] == "qa" else "rouge_l"
     task = "QA" if cfg["task"] == "qa" else "Sum"
     return f"{task} {cfg['source']}->{cfg['target']}", metric, bench

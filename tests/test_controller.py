@@ -255,6 +255,35 @@ def test_a_greedy_probe_goes_to_the_posterior_means_argmin():
     assert plan[0] == pytest.approx(0.35, abs=0.02)
 
 
+def test_the_low_anchor_probes_p_min_until_four_probes_lie_near_it():
+    # probes spread over [0.3, 0.8]: none within the support width of p_min = 0.1
+    rounds = _rounds(lambda t: lambda r: (r - 0.5) ** 2, _spread(5), np.linspace(2, 1, 5))
+    probes = probes_of(rounds)
+    keep = probes.ratios > 0.3
+
+    def plan(rule="spline_recent_cost", extra=(), **cfg):
+        env = make_env(_INST, 6, pstar_rule=rule)
+        agent = ThompsonController(env, ThompsonConfig(**cfg), seed=0)
+        agent.rounds = probes.rounds[keep].tolist() + [4] * len(extra)
+        agent.ratios = probes.ratios[keep].tolist() + list(extra)
+        agent.losses = probes.losses[keep].tolist() + [1.5] * len(extra)
+        agent.round = 5
+        out = agent._make_plan()
+        golden = golden_points(agent.offset, agent.explored - 1, 1, 0.1, 0.8)[0]
+        return out, golden
+
+    anchored, golden = plan()
+    assert len(anchored) == 3 and anchored[-1] == 0.1  # the exploring probe, moved to p_min
+    assert golden != pytest.approx(0.1)
+    for other in (
+        plan(extra=(0.1, 0.12, 0.15, 0.17)),  # 4 probes within +-0.071 of p_min: eligible
+        plan(rule="spline"),  # no final-run cost: p_min is not favoured
+        plan(anchor=False),
+    ):
+        assert other[0][-1] == pytest.approx(other[1])  # the golden point itself
+    assert plan(extra=(0.1, 0.12, 0.15))[0][-1] == 0.1  # 3 are not enough
+
+
 def test_exploit_rounds_stop_the_exploring_sequence_before_the_budget_ends():
     def explored(cfg):
         env = make_env(_INST, 6)
@@ -275,6 +304,8 @@ def test_the_new_thompson_settings_are_checked():
         ThompsonConfig(greedy=-1)
     with pytest.raises(ValueError, match="exploit_rounds"):
         ThompsonConfig(exploit_rounds=-1)
+    with pytest.raises(ValueError, match="anchor"):
+        ThompsonConfig(anchor=1)
     for factor in (-0.1, float("nan")):
         with pytest.raises(ValueError, match="bracket"):
             ThompsonConfig(bracket=factor)
