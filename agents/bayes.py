@@ -18,7 +18,9 @@ the regret of the probes themselves; here only p*'s regret counts). Its running 
 agent, the env's `episode_result().learned_ratio`, read by `--controller.pstar-rule`
 (default 'spline_recent_cost'). Under 'spline_cost' and 'spline_recent_cost' the draws aim at
 the minimum of the curve plus the final run's capacity cost, where those rules read
-(`_with_final_cost`).
+(`_with_final_cost`), and the exploring probe goes to p_min until 4 probes lie near it (the
+low anchor, `ThompsonConfig.anchor`: the cost often puts the answer at p_min, and the rule
+reads only where 4 probes lie).
 Opt-in probe allocations, off by default because none lowered the train instances' regret
 (docs/results/controller_v2.md): top-two Thompson sampling (`top_two`), a probe at the
 posterior mean's argmin (`greedy`) and no exploring probe in the budget's last rounds

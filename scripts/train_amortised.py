@@ -1,4 +1,4 @@
-"""Train the amortised controller's policy (`agents.amortised`) on the surrogate TRAIN instances.
+"""Train the amortised controller's policy (`agents.amortised`) on the surrogate's train instances.
 
 Command (the shipped policy agents/policies/amortised_ppo.pt: 22 minutes of training on one
 core of a 2-core machine shared with other jobs, then about a minute of scoring):
@@ -6,14 +6,17 @@ core of a 2-core machine shared with other jobs, then about a minute of scoring)
     nice -n 10 .venv/bin/python scripts/train_amortised.py --algo ppo --minutes 22
 
 An SB3 algorithm learns on `agents.amortised.make_train_env`: the registered surrogate env on the
-'train' instances (round-robin, a fresh episode noise every episode), budgets drawn from
---rounds at every reset, the observation `HistoryFeatures`. Reward (--shaping, the default):
-at every round's close the change of -100 x the regret of p* so far (the configured p* rule,
-`spline`, on the instance's true end curve), a potential-based shaping whose sum is the final
+--instances set (default 'train-final': the train instances whose final run pays the measured
+capacity cost, the truth the agent table scores on 'test-final'; 'train': without it, the
+policy shipped before 2026-12-08) round-robin, a fresh episode noise every episode, budgets
+drawn from --rounds at every reset, the observation `HistoryFeatures`. Reward (--shaping, the
+default): at every round's close the change of -100 x the regret of p* so far (the configured
+p* rule, `spline_recent_cost` by default, on the instance's true curve), a potential-based
+shaping whose sum is the final
 -100 x regret up to a per-episode constant; --no-shaping pays -100 x the final regret at the
 last step only (--baseline: relative to the recent mean of the same instance and budget).
 Training stops after --timesteps or --minutes, whichever comes first (a wall-time cap: the
-result depends on the machine's speed); then the policy is scored on the train instances
+result depends on the machine's speed); then the policy is scored on the same instances
 (--eval-seeds episodes per instance and budget, stochastic and mean actions; the better mode is
 recorded as the agent's default) and, for PPO, written as a torch state_dict (--out) with a
 metadata JSON beside it (architecture, command, cost, scores, learning curve). `--algo sac`
@@ -90,9 +93,11 @@ def build(algo: str, venv, seed: int):
     return model
 
 
-def evaluate(model, rounds: int, seeds: int, deterministic: bool) -> dict[str, float]:
-    """Mean +- s.e. regret (%) over every train instance x `seeds` episodes at `rounds`."""
-    env = make_train_env("train", rounds=(rounds,), seed=0)
+def evaluate(
+    model, rounds: int, seeds: int, deterministic: bool, instances: str = "train-final"
+) -> dict[str, float]:
+    """Mean +- s.e. regret (%) over every `instances` instance x `seeds` episodes at `rounds`."""
+    env = make_train_env(instances, rounds=(rounds,), seed=0)
     n_inst = len(env.unwrapped.instances)
     regrets = []
     for seed in range(seeds):
@@ -130,6 +135,12 @@ def main() -> None:
         default=True,
         help="pay the change of -regret of p* so far at every round's close (potential-based)",
     )
+    parser.add_argument(
+        "--instances",
+        default="train-final",
+        choices=("train-final", "train"),
+        help="the tuning set trained and scored on (the test sets are never touched)",
+    )
     parser.add_argument("--out", type=Path, default=POLICY_PATH)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -143,7 +154,7 @@ def main() -> None:
         [
             (
                 lambda i=i: make_train_env(
-                    "train",
+                    args.instances,
                     rounds=rounds,
                     seed=args.seed * 1000 + i,
                     baselines=baselines,
@@ -199,7 +210,7 @@ def main() -> None:
     for r in (15, 6):
         for det in (False, True):
             key = f"{r}r-{'mean' if det else 'stochastic'}"
-            scores[key] = evaluate(model, r, args.eval_seeds, det)
+            scores[key] = evaluate(model, r, args.eval_seeds, det, args.instances)
             print(f"train-set regret {key}: {scores[key]['mean']:.2f} +- {scores[key]['se']:.2f}%")
     stochastic = (scores["15r-stochastic"]["mean"] + scores["6r-stochastic"]["mean"]) <= (
         scores["15r-mean"]["mean"] + scores["6r-mean"]["mean"]
@@ -219,7 +230,7 @@ def main() -> None:
         "stochastic": stochastic,
         "command": "nice -n 10 .venv/bin/python scripts/train_amortised.py "
         + " ".join(sys.argv[1:]),
-        "train_instances": "train",
+        "train_instances": args.instances,
         "per_instance_baseline": bool(args.baseline),
         "potential_shaping": bool(args.shaping),
         "train_rounds": list(rounds),

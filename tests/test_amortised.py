@@ -35,7 +35,7 @@ def _env(instance_index: int = 0, rounds: int = 6) -> gym.Env:
 def test_the_shipped_policy_loads_with_its_metadata():
     assert POLICY_PATH.is_file() and POLICY_PATH.stat().st_size < 1_000_000
     policy, meta = load_policy()
-    assert meta["features"] == FEATURES and meta["train_instances"] == "train"
+    assert meta["features"] == FEATURES and meta["train_instances"] == "train-final"
     assert policy.observation_space.shape == (FEATURES,)
     assert "amortised" in AGENT_NAMES
 
