@@ -951,6 +951,11 @@ def unused_settings(
             "controller.final_cost",
             "read by --controller.pstar-rule spline_cost and spline_recent_cost only",
         )
+        unused(
+            "thompson.anchor",
+            "the low anchor acts under --controller.pstar-rule spline_cost and "
+            "spline_recent_cost only",
+        )
     if tree.controller.settle_rounds == 0:
         unused("controller.settle_tol", "read only with --controller.settle-rounds > 0")
         unused("controller.min_rounds", "read only with --controller.settle-rounds > 0")

@@ -54,6 +54,12 @@ def test_the_p_star_rule_per_preset_and_method():
     paper = ExperimentConfig.from_preset("paper")
     reasons = unused_settings(with_values(paper, {"controller.final_cost": 0.3}), paper, ("grpo",))
     assert any("--controller.final-cost" in r for r in reasons)
+    # Thompson's low anchor acts under the cost rules only: turning it off under `spline` is
+    # a flag that does nothing (the paper preset reads `spline`)
+    off = {"thompson.anchor": False}
+    assert unused_settings(with_values(tree, off), tree, ("thompson",)) == []
+    reasons = unused_settings(with_values(paper, off), paper, ("thompson",))
+    assert any("--thompson.anchor" in r for r in reasons)
 
 
 def test_presets_are_complete_and_the_default_tree_is_the_default_preset():
