@@ -20,7 +20,9 @@ agent, the env's `episode_result().learned_ratio`, read by `--controller.pstar-r
 the minimum of the curve plus the final run's capacity cost, where those rules read
 (`_with_final_cost`), and the exploring probe goes to p_min until 4 probes lie near it (the
 low anchor, `ThompsonConfig.anchor`: the cost often puts the answer at p_min, and the rule
-reads only where 4 probes lie).
+reads only where 4 probes lie); in runs of 10 rounds or more the second-last and last
+rounds' exploring probes go to p_max and p_min (`ThompsonConfig.end_probes`: the rule's cost
+is a share of the last round's range, which old probes at the ends no longer pin down).
 Opt-in probe allocations, off by default because none lowered the train instances' regret
 (docs/results/controller_v2.md): top-two Thompson sampling (`top_two`), a probe at the
 posterior mean's argmin (`greedy`) and no exploring probe in the budget's last rounds
@@ -241,9 +243,28 @@ class ThompsonController:
         explore = golden_points(self.offset, self.explored, n_explore, self.p_min, self.p_max)
         self.explored += n_explore
         plan = plan_round(ts, explore, cfg.min_gap, self.p_min, self.p_max)
-        if post is not None and n_explore and self._needs_anchor():
-            plan[-1] = self.p_min  # the round's last candidate is its exploring probe
+        if post is not None and n_explore:  # the round's last candidate is its exploring probe
+            end = self._end_probe()
+            if end is not None:
+                plan[-1] = end
+            elif self._needs_anchor():
+                plan[-1] = self.p_min
         return plan
+
+    def _end_probe(self) -> float | None:
+        """p_max in the budget's second-last round, p_min in its last (`end_probes`), else None.
+
+        Under the cost rules only, and only with a budget of at least `end_probes` rounds: the
+        rule reads the last round's curve and a cost in units of its range, which the old
+        probes at the two ends no longer pin down at the end of a long run.
+        """
+        n = self.config.end_probes
+        if not n or self._ctrl.pstar_rule not in COST_RULES:
+            return None
+        left = self._rounds_left()
+        if self.round + left + 1 < n or left > 1:
+            return None
+        return self.p_max if left == 1 else self.p_min
 
     def _needs_anchor(self) -> bool:
         """Whether this round's exploring probe goes to p_min (`ThompsonConfig.anchor`).

@@ -562,6 +562,17 @@ class ThompsonConfig:
     -1.84 +- 0.44), 15 rounds -0.02 +- 0.03; an anchor every second round instead: -0.25 +-
     0.08 at 6 rounds but +0.04 +- 0.04 at 15 (docs/results/controller_v2.md, "The low
     anchor"). False: the exploring sequence alone (the former behaviour)."""
+    end_probes: int = 10
+    """Under the cost rules, budgets of at least this many rounds send the exploring probe of
+    their second-last round to p_max and of their last round to p_min (0: never). Why: the
+    rule reads the LAST round's curve plus a cost that is a share of that curve's range, and
+    by the end of a long run the probes at both ends are old: the range (set by the cliff at
+    p_max) is underestimated, the cost with it, and where the curve kept moving at the low end
+    the fit still carries its early shape there. On `train-final` (30 seeds, paired), 15
+    rounds: -0.13 +- 0.03 points (morphing -0.87 +- 0.24, moving -0.29 +- 0.15, real -0.11 +-
+    0.02); at 6 rounds -0.12 +- 0.05 overall but low_cliff +0.58 +- 0.29 and two_minima +0.47 +-
+    0.25 (the two exploring probes are a third of a short run's), so short budgets keep them
+    (docs/results/controller_v2.md, "End probes")."""
     bracket: float = 2.5
     """Posterior probes after a round's first go to one side of their draw's argmin (sides
     alternating round by round), by this many posterior standard deviations of the argmin, at
@@ -573,7 +584,15 @@ class ThompsonConfig:
     (docs/results/controller_v2.md, "Bracketing probes")."""
 
     def __post_init__(self) -> None:
-        _positive_int(self, "explore", "opening_rounds", "exploit_rounds", "greedy", zero_ok=True)
+        _positive_int(
+            self,
+            "explore",
+            "opening_rounds",
+            "exploit_rounds",
+            "greedy",
+            "end_probes",
+            zero_ok=True,
+        )
         _finite(self, "inflate", positive=True)
         if not (isinstance(self.top_two, int | float) and 0.0 <= self.top_two <= 1.0):
             raise _bad(self, "top_two", "give a probability in [0, 1]")
@@ -954,6 +973,11 @@ def unused_settings(
         unused(
             "thompson.anchor",
             "the low anchor acts under --controller.pstar-rule spline_cost and "
+            "spline_recent_cost only",
+        )
+        unused(
+            "thompson.end_probes",
+            "the end probes act under --controller.pstar-rule spline_cost and "
             "spline_recent_cost only",
         )
     if tree.controller.settle_rounds == 0:

@@ -60,6 +60,10 @@ def test_the_p_star_rule_per_preset_and_method():
     assert unused_settings(with_values(tree, off), tree, ("thompson",)) == []
     reasons = unused_settings(with_values(paper, off), paper, ("thompson",))
     assert any("--thompson.anchor" in r for r in reasons)
+    ends = {"thompson.end_probes": 0}  # likewise the end probes
+    assert unused_settings(with_values(tree, ends), tree, ("thompson",)) == []
+    reasons = unused_settings(with_values(paper, ends), paper, ("thompson",))
+    assert any("--thompson.end-probes" in r for r in reasons)
 
 
 def test_presets_are_complete_and_the_default_tree_is_the_default_preset():

@@ -284,6 +284,27 @@ def test_the_low_anchor_probes_p_min_until_four_probes_lie_near_it():
     assert plan(extra=(0.1, 0.12, 0.15))[0][-1] == 0.1  # 3 are not enough
 
 
+def test_long_runs_spend_their_last_two_exploring_probes_at_p_max_then_p_min():
+    def explored(rounds, rule="spline_recent_cost", **cfg):
+        env = make_env(_INST, rounds, pstar_rule=rule)
+        agent = ThompsonController(env, ThompsonConfig(**cfg), seed=1)
+        agent.learn(seed=1)
+        history = env.unwrapped.history
+        assert len(history) == rounds
+        return [h["candidates"][-1] for h in history]  # each round's exploring probe
+
+    last = explored(12)
+    assert last[-2:] == [pytest.approx(0.8), pytest.approx(0.1)]
+    assert not any(r == pytest.approx(0.8) for r in last[:-2])  # p_max only at the end
+    for other in (
+        explored(12, end_probes=0),  # off
+        explored(12, end_probes=13),  # a budget shorter than end_probes
+        explored(12, rule="spline"),  # no final-run cost, no range to pin down
+    ):
+        assert other[-2] != pytest.approx(0.8)
+    assert explored(6)[-2] != pytest.approx(0.8)  # the default threshold is 10 rounds
+
+
 def test_exploit_rounds_stop_the_exploring_sequence_before_the_budget_ends():
     def explored(cfg):
         env = make_env(_INST, 6)
@@ -306,6 +327,8 @@ def test_the_new_thompson_settings_are_checked():
         ThompsonConfig(exploit_rounds=-1)
     with pytest.raises(ValueError, match="anchor"):
         ThompsonConfig(anchor=1)
+    with pytest.raises(ValueError, match="end_probes"):
+        ThompsonConfig(end_probes=-1)
     for factor in (-0.1, float("nan")):
         with pytest.raises(ValueError, match="bracket"):
             ThompsonConfig(bracket=factor)
