@@ -228,8 +228,18 @@ def fit_spline(probes: Probes, p_min: float, p_max: float) -> PstarFit | None:
 
 # ---------------------------------------------------------------- the round-aware spline (REML)
 
-_REML_LAMBDAS = np.logspace(-8, 4, 49)
-"""Smoothing weights of the curve that REML chooses from (all at once: see spline_posterior)."""
+REML_LAMBDA_FLOOR = 1e-5
+"""The least smoothing REML may choose for the round-aware spline's curve. Why: below it the
+spline all but interpolates, and where the probes cluster (p_min, and a region beyond a wall)
+the stretches between clusters swing freely; with the cost rules the swings also inflate the
+curve's range and so the cost, and p* lands behind the wall (test-final low_cliff[optimum=0.7],
+6 rounds: REML chose 1.8e-7, the mean spanned 0.85 against a true range of 0.32 and p* went to
+0.1, regret 69%). On `train-final`'s stored probes the floor changes no family's regret by
+more than 0.03 points at 6 or 15 rounds; 1e-8 was the floor before 2026-12-08's tenth session
+(docs/results/controller_v2.md, "A floor under the smoothing")."""
+_REML_LAMBDAS = np.logspace(np.log10(REML_LAMBDA_FLOOR), 4, 37)
+"""Smoothing weights of the curve that REML chooses from (all at once: see spline_posterior),
+a quarter decade apart."""
 DRIFT_LAMBDAS: tuple[float, ...] = (1e-2, 1.0, 1e2, 1e5)
 """Penalty weights of the drift term REML chooses from (1e5: practically no drift)."""
 JITTER: tuple[float, ...] = (0.0, 1.0, 8.0, 64.0)
