@@ -970,16 +970,12 @@ def unused_settings(
             "controller.final_cost",
             "read by --controller.pstar-rule spline_cost and spline_recent_cost only",
         )
-        unused(
-            "thompson.anchor",
-            "the low anchor acts under --controller.pstar-rule spline_cost and "
-            "spline_recent_cost only",
-        )
-        unused(
-            "thompson.end_probes",
-            "the end probes act under --controller.pstar-rule spline_cost and "
-            "spline_recent_cost only",
-        )
+        for name, what in (("anchor", "the low anchor"), ("end_probes", "the end probes")):
+            unused(
+                f"thompson.{name}",
+                f"used only under --controller.pstar-rule spline_cost and "
+                f"spline_recent_cost ({what})",
+            )
     if tree.controller.settle_rounds == 0:
         unused("controller.settle_tol", "read only with --controller.settle-rounds > 0")
         unused("controller.min_rounds", "read only with --controller.settle-rounds > 0")
